@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv and install.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip
+
+.PHONY: install run test lint typecheck test-fast bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch is pinned through constraints.txt: 2.13.0 CPU build (see README, Installation).
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,all]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/fedloom run
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest tests -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.simulation
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

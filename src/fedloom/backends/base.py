@@ -1,0 +1,61 @@
+"""The backend interface: a pool of clients that runs tasks and reports results and failures.
+
+The round loop talks only to a :class:`ClientPool`; the in-process, vectorized, Ray and gRPC
+backends all implement it. A pool never raises for a client's fault: exceptions, timeouts and
+invalid updates come back as :class:`~fedloom.core.strategy.Failure` entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from fedloom.core.parameters import ParamSpec
+from fedloom.core.strategy import Failure
+from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
+
+__all__ = ["ClientPool", "PoolResult", "TaskStats"]
+
+R = TypeVar("R")
+
+
+@dataclass
+class TaskStats:
+    """Bytes moved for one batch of tasks (payload as serialized, summed over clients)."""
+
+    bytes_down: int = 0
+    bytes_up: int = 0
+
+
+@dataclass
+class PoolResult(Generic[R]):
+    """Outcome of running a batch of tasks: successful results in task order, and failures."""
+
+    results: list[tuple[ClientId, R]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    stats: TaskStats = field(default_factory=TaskStats)
+
+
+class ClientPool(Protocol):
+    """Runs client tasks somewhere (this process, a Ray cluster, remote machines)."""
+
+    def available(self) -> list[ClientId]:
+        """Ids of the clients that can take a task now."""
+        ...
+
+    def fit(
+        self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec, timeout: float | None
+    ) -> PoolResult[FitRes]:
+        """Run training tasks; results whose parameters do not match ``expected`` are failures."""
+        ...
+
+    def evaluate(
+        self, tasks: Sequence[tuple[ClientId, EvaluateIns]], *, timeout: float | None
+    ) -> PoolResult[EvaluateRes]:
+        """Run evaluation tasks."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (processes, connections)."""
+        ...

@@ -1,0 +1,33 @@
+"""Core types: parameters, client interface, messages and boundary validation."""
+
+from fedloom.core.client import Client, ClientFn
+from fedloom.core.parameters import ArraySpec, Parameters, ParamSpec
+from fedloom.core.types import (
+    ClientId,
+    Config,
+    EvaluateIns,
+    EvaluateRes,
+    FitIns,
+    FitRes,
+    Metrics,
+    Scalar,
+)
+from fedloom.core.validation import check_fit_result, check_update
+
+__all__ = [
+    "ArraySpec",
+    "Client",
+    "ClientFn",
+    "ClientId",
+    "Config",
+    "EvaluateIns",
+    "EvaluateRes",
+    "FitIns",
+    "FitRes",
+    "Metrics",
+    "ParamSpec",
+    "Parameters",
+    "Scalar",
+    "check_fit_result",
+    "check_update",
+]

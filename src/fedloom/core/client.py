@@ -1,0 +1,37 @@
+"""The client interface: the code a data owner runs, unchanged in simulation and deployment."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from fedloom.core.parameters import Parameters
+from fedloom.core.types import ClientId, Config, EvaluateRes, FitRes
+
+__all__ = ["Client", "ClientFn"]
+
+
+class Client(ABC):
+    """A participant that trains and evaluates a model on data that never leaves it.
+
+    Subclass and implement the three methods, or use :class:`fedloom.TorchClient` for the common
+    PyTorch case. ``config`` carries the server's instructions for this task; well-known keys are
+    ``round``, ``seed``, ``local_epochs``, ``lr`` and ``batch_size``; strategies may add their own.
+    """
+
+    @abstractmethod
+    def get_parameters(self, config: Config) -> Parameters:
+        """Return the client's current model parameters (used to initialise the global model)."""
+
+    @abstractmethod
+    def fit(self, parameters: Parameters, config: Config) -> FitRes:
+        """Train starting from ``parameters`` on local data; return the new parameters."""
+
+    @abstractmethod
+    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
+        """Evaluate ``parameters`` on local held-out data."""
+
+
+ClientFn = Callable[[ClientId], Client]
+"""A factory that builds the client for an id, lazily: simulation of 10,000 clients builds only the
+ones sampled in a round."""

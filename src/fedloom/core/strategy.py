@@ -1,0 +1,131 @@
+"""The strategy interface and the server state it evolves.
+
+A :class:`Strategy` holds only hyperparameters; everything that changes during a run lives in one
+:class:`ServerState` (global parameters, round, sampling RNG, optimizer moments, control variates,
+scalars such as an adaptive clip norm). The round loop checkpoints that one object, so a resumed
+run continues exactly where it stopped. Strategy methods update the state in place and return
+diagnostics (metrics); logging, files and progress bars belong to the runner.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fedloom.core.parameters import Parameters
+from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics, Scalar
+from fedloom.errors import RoundFailedError
+
+__all__ = ["ServerState", "Strategy", "Failure", "sample_clients", "weighted_mean_metrics"]
+
+
+@dataclass
+class ServerState:
+    """Everything a strategy needs to continue a run, in one checkpointable object.
+
+    Attributes:
+        parameters: The current global model.
+        round: The last completed round (0 before the first).
+        rng: The server's random generator (client sampling, server-side noise).
+        buffers: Named array state, e.g. ``{"momentum": Parameters(...)}`` or per-client variates.
+        values: Named scalar state, e.g. ``{"clip_norm": 0.8}``.
+    """
+
+    parameters: Parameters
+    round: int = 0
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    buffers: dict[str, Parameters] = field(default_factory=dict)
+    values: dict[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A client task that did not produce a usable result, and why."""
+
+    cid: ClientId
+    reason: str
+
+
+def sample_clients(
+    rng: np.random.Generator, clients: Sequence[ClientId], fraction: float, min_clients: int
+) -> list[ClientId]:
+    """Sample ``max(min_clients, ceil(fraction * n))`` distinct clients, in the order given.
+
+    Raises:
+        RoundFailedError: fewer than ``min_clients`` clients are available.
+    """
+    n = len(clients)
+    if n < min_clients:
+        raise RoundFailedError(f"need at least {min_clients} clients, only {n} available")
+    k = min(n, max(min_clients, math.ceil(fraction * n - 1e-9)))
+    if k == n:
+        return list(clients)
+    chosen = np.sort(rng.choice(n, size=k, replace=False))
+    return [clients[i] for i in chosen]
+
+
+def weighted_mean_metrics(pairs: Sequence[tuple[int, Metrics]]) -> dict[str, float]:
+    """Example-weighted mean of every numeric metric that clients report."""
+    sums: dict[str, float] = {}
+    weights: dict[str, int] = {}
+    for n, metrics in pairs:
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                sums[key] = sums.get(key, 0.0) + n * float(value)
+                weights[key] = weights.get(key, 0) + n
+    return {k: sums[k] / weights[k] for k in sums if weights[k] > 0}
+
+
+class Strategy(ABC):
+    """Decides who trains with what, and how results combine into the next global model."""
+
+    def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
+        """Create the state for round 0 from initial parameters."""
+        return ServerState(parameters=parameters.copy(), rng=np.random.default_rng(seed))
+
+    @abstractmethod
+    def configure_fit(
+        self, state: ServerState, rnd: int, clients: Sequence[ClientId]
+    ) -> list[tuple[ClientId, FitIns]]:
+        """Choose the clients for training round ``rnd`` and what each receives."""
+
+    @abstractmethod
+    def aggregate_fit(
+        self,
+        state: ServerState,
+        rnd: int,
+        results: Sequence[tuple[ClientId, FitRes]],
+        failures: Sequence[Failure],
+    ) -> Metrics:
+        """Combine results into ``state.parameters`` (in place); return diagnostics."""
+
+    def configure_evaluate(
+        self, state: ServerState, rnd: int, clients: Sequence[ClientId]
+    ) -> list[tuple[ClientId, EvaluateIns]]:
+        """Choose clients for federated evaluation (none by default)."""
+        return []
+
+    def aggregate_evaluate(
+        self,
+        state: ServerState,
+        rnd: int,
+        results: Sequence[tuple[ClientId, EvaluateRes]],
+        failures: Sequence[Failure],
+    ) -> Metrics:
+        """Combine client evaluations: example-weighted mean loss and metrics."""
+        if not results:
+            return {}
+        total = sum(r.num_examples for _, r in results)
+        if total == 0:
+            return {}
+        out: Metrics = {"loss": sum(r.loss * r.num_examples for _, r in results) / total}
+        out.update(weighted_mean_metrics([(r.num_examples, r.metrics) for _, r in results]))
+        return out
+
+    def evaluate(self, state: ServerState, rnd: int) -> EvaluateRes | None:
+        """Central evaluation of ``state.parameters`` on server-held data (none by default)."""
+        return None

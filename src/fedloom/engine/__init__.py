@@ -1,0 +1,14 @@
+"""The transport-agnostic round loop and its checkpoints."""
+
+from fedloom.engine.checkpoint import load_checkpoint, save_checkpoint
+from fedloom.engine.loop import FederatedLoop, RoundObserver, RoundRecord, RunResult, task_seed
+
+__all__ = [
+    "FederatedLoop",
+    "RoundObserver",
+    "RoundRecord",
+    "RunResult",
+    "load_checkpoint",
+    "save_checkpoint",
+    "task_seed",
+]

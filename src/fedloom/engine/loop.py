@@ -1,0 +1,193 @@
+"""The round loop: transport-agnostic federated training.
+
+Each round: the strategy picks clients and instructions, the pool runs them, the strategy
+aggregates, the global model is evaluated, observers are told, and the state is checkpointed.
+The same loop drives simulation (in-process, vectorized, Ray) and deployment (gRPC).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fedloom.backends.base import ClientPool
+from fedloom.core.parameters import Parameters
+from fedloom.core.strategy import ServerState, Strategy
+from fedloom.core.types import ClientId, Config
+from fedloom.engine.checkpoint import load_checkpoint, save_checkpoint
+from fedloom.errors import StopTraining
+
+__all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundRecord:
+    """Metrics of one completed round: ``loss``/``accuracy`` are central evaluation, ``fed_*``
+    federated evaluation, ``train_*`` what clients reported, plus ``wall_s`` and ``bytes_*``."""
+
+    round: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"round": self.round, **self.metrics}
+
+
+@dataclass
+class RunResult:
+    """Final state and per-round history of a run."""
+
+    state: ServerState
+    history: list[RoundRecord]
+    stopped_early: str | None = None
+
+    @property
+    def parameters(self) -> Parameters:
+        return self.state.parameters
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The last round's metrics (empty when no round ran)."""
+        return dict(self.history[-1].metrics) if self.history else {}
+
+
+class RoundObserver(Protocol):
+    """Told about every completed round; may raise :class:`~fedloom.errors.StopTraining`."""
+
+    def on_round_end(self, record: RoundRecord, state: ServerState) -> None: ...
+
+
+def task_seed(seed: int, rnd: int, cid: ClientId) -> int:
+    """Seed of one client task: the same in every backend and every process."""
+    return zlib.crc32(f"{seed}:{rnd}:{cid}".encode()) & 0x7FFFFFFF
+
+
+class FederatedLoop:
+    """Run rounds of a strategy over a client pool, with evaluation, checkpoints and observers.
+
+    Args:
+        strategy: The algorithm.
+        pool: Where client tasks run.
+        num_rounds: Total rounds of the run (a resumed run continues up to this number).
+        seed: Base seed for sampling and per-task client seeds.
+        observers: Receivers of each round's record (progress bars, metric stores, accountants).
+        checkpoint_path: If set, the state is written here atomically after every round.
+        round_timeout: Seconds each client task may take; slower clients count as failures.
+        eval_every: Central/federated evaluation every this many rounds (and after the last).
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        pool: ClientPool,
+        *,
+        num_rounds: int,
+        seed: int = 0,
+        observers: Sequence[RoundObserver] = (),
+        checkpoint_path: str | Path | None = None,
+        round_timeout: float | None = None,
+        eval_every: int = 1,
+    ) -> None:
+        self.strategy = strategy
+        self.pool = pool
+        self.num_rounds = num_rounds
+        self.seed = seed
+        self.observers = list(observers)
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.round_timeout = round_timeout
+        self.eval_every = max(1, eval_every)
+
+    def resume_state(self) -> tuple[ServerState, list[RoundRecord]] | None:
+        """The state and history stored at ``checkpoint_path``, if a checkpoint exists."""
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return None
+        state, extra = load_checkpoint(self.checkpoint_path)
+        history = [RoundRecord(int(h["round"]), dict(h["metrics"])) for h in extra.get("history", [])]
+        return state, history
+
+    def run(
+        self,
+        initial_parameters: Parameters | None = None,
+        *,
+        state: ServerState | None = None,
+        history: list[RoundRecord] | None = None,
+    ) -> RunResult:
+        """Run from ``state`` (resume) or from ``initial_parameters`` (fresh) to ``num_rounds``."""
+        if state is None:
+            if initial_parameters is None:
+                raise ValueError("pass initial_parameters or a state to resume from")
+            state = self.strategy.initialize(initial_parameters, seed=self.seed)
+        history = list(history or [])
+        expected = state.parameters.spec()
+        stopped: str | None = None
+        for rnd in range(state.round + 1, self.num_rounds + 1):
+            record = self.run_round(state, rnd, expected)
+            history.append(record)
+            if self.checkpoint_path is not None:
+                save_checkpoint(
+                    self.checkpoint_path,
+                    state,
+                    {"history": [{"round": h.round, "metrics": h.metrics} for h in history]},
+                )
+            try:
+                for obs in self.observers:
+                    obs.on_round_end(record, state)
+            except StopTraining as stop:
+                stopped = str(stop)
+                log.info("stopping after round %d: %s", rnd, stopped)
+                break
+        return RunResult(state=state, history=history, stopped_early=stopped)
+
+    def run_round(self, state: ServerState, rnd: int, expected: dict) -> RoundRecord:
+        """One full round; updates ``state`` in place and returns its record."""
+        start = time.perf_counter()
+        tasks = self.strategy.configure_fit(state, rnd, self.pool.available())
+        tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in tasks]
+        fit = self.pool.fit(tasks, expected=expected, timeout=self.round_timeout)
+        metrics: dict[str, float] = {}
+        for key, value in self.strategy.aggregate_fit(state, rnd, fit.results, fit.failures).items():
+            metrics[_prefixed("train_", key)] = _as_float(value)
+        state.round = rnd
+        bytes_up, bytes_down = fit.stats.bytes_up, fit.stats.bytes_down
+
+        if rnd % self.eval_every == 0 or rnd == self.num_rounds:
+            central = self.strategy.evaluate(state, rnd)
+            if central is not None:
+                metrics["loss"] = float(central.loss)
+                metrics.update({k: _as_float(v) for k, v in central.metrics.items()})
+            eval_tasks = self.strategy.configure_evaluate(state, rnd, self.pool.available())
+            if eval_tasks:
+                eval_tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in eval_tasks]
+                ev = self.pool.evaluate(eval_tasks, timeout=self.round_timeout)
+                for key, value in self.strategy.aggregate_evaluate(state, rnd, ev.results, ev.failures).items():
+                    metrics[f"fed_{key}"] = _as_float(value)
+                bytes_down += ev.stats.bytes_down
+        metrics["bytes_up"] = float(bytes_up)
+        metrics["bytes_down"] = float(bytes_down)
+        metrics["wall_s"] = time.perf_counter() - start
+        return RoundRecord(rnd, metrics)
+
+
+def _with_task_keys(ins: Any, rnd: int, seed: int, cid: ClientId) -> Any:
+    config: Config = dict(ins.config)
+    config.setdefault("round", rnd)
+    config.setdefault("seed", task_seed(seed, rnd, cid))
+    return type(ins)(ins.parameters, config)
+
+
+def _prefixed(prefix: str, key: str) -> str:
+    if key.startswith(prefix) or key.startswith("fit_"):
+        return key
+    return prefix + key
+
+
+def _as_float(value: object) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise TypeError(f"metric values must be numbers, got {value!r}")

@@ -1,0 +1,245 @@
+"""Simulation: build a whole federated run from a :class:`~fedloom.config.RunConfig`, or run your
+own clients and strategy with :func:`simulate`.
+
+Example:
+    >>> result = run_simulation(RunConfig(dataset="iris", clients=3, rounds=2, progress=False))
+    >>> len(result.history)
+    2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedloom.backends import ClientPool, InlinePool
+from fedloom.config import RunConfig
+from fedloom.core.client import Client, ClientFn
+from fedloom.core.parameters import Parameters
+from fedloom.core.strategy import Strategy
+from fedloom.core.types import ClientId, EvaluateRes
+from fedloom.data import Dataset, load_dataset, partition
+from fedloom.engine import FederatedLoop, RoundObserver, RunResult
+from fedloom.errors import ConfigError
+from fedloom.models import build_model
+from fedloom.strategies import build_strategy
+from fedloom.torch import TorchClient, evaluate_model, module_parameters
+from fedloom.torch.training import TensorData
+
+__all__ = ["Simulation", "build_simulation", "run_simulation", "simulate", "make_pool"]
+
+
+@dataclass
+class ClientSplit:
+    """Indices into the dataset's client pool: one client's local train and test rows."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class Simulation:
+    """Everything a configured run needs, built but not yet run."""
+
+    config: RunConfig
+    dataset: Dataset
+    splits: list[ClientSplit]
+    client_fn: ClientFn
+    strategy: Strategy
+    initial_parameters: Parameters
+
+    def model(self) -> nn.Module:
+        """A fresh model of the configured architecture."""
+        cfg, ds = self.config, self.dataset
+        return build_model(
+            cfg.model,
+            num_features=ds.num_features,
+            num_outputs=ds.num_outputs,
+            image_shape=ds.image_shape,
+            hidden=cfg.hidden,
+        )
+
+
+def split_clients(cfg: RunConfig, ds: Dataset) -> list[ClientSplit]:
+    """Partition the client pool, then split each client's rows into local train and test."""
+    if cfg.clients > len(ds.y_train):
+        raise ConfigError(
+            f"{cfg.clients} clients but only {len(ds.y_train)} training examples: use fewer clients"
+        )
+    labels = ds.y_train if ds.task == "classification" else np.zeros(len(ds.y_train), dtype=np.int64)
+    method = cfg.partition
+    if ds.task == "regression" and method in ("dirichlet", "shards"):
+        raise ConfigError(f"partition {method!r} needs class labels; use iid or quantity for regression")
+    parts = partition(
+        labels,
+        cfg.clients,
+        method=method,
+        alpha=cfg.alpha,
+        shards_per_client=cfg.shards_per_client,
+        groups=ds.groups_train,
+        min_size=2 if cfg.client_test_fraction > 0 else 1,
+        seed=cfg.seed,
+    )
+    rng = np.random.default_rng(cfg.seed + 1)
+    splits = []
+    for part in parts:
+        shuffled = rng.permutation(part)
+        n_test = int(len(part) * cfg.client_test_fraction)
+        n_test = min(n_test, len(part) - 1)
+        splits.append(ClientSplit(np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test])))
+    return splits
+
+
+def _optimizer_fn(cfg: RunConfig):  # noqa: ANN202 - returns an OptimizerFn
+    if cfg.optimizer == "adam":
+        return lambda params, lr: torch.optim.Adam(params, lr=lr)
+    momentum = cfg.momentum
+    return lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=momentum)
+
+
+def build_simulation(cfg: RunConfig) -> Simulation:
+    """Load data, partition it, and build the client factory and strategy for ``cfg``."""
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    ds = load_dataset(
+        cfg.dataset,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.seed,
+        target_column=cfg.target_column,
+        group_column=cfg.group_column or None,
+    )
+    splits = split_clients(cfg, ds)
+    x_pool, y_pool = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
+    sim = Simulation(cfg, ds, splits, client_fn=lambda cid: _never(cid), strategy=None,  # type: ignore[arg-type]
+                     initial_parameters=Parameters())
+    optimizer_fn = _optimizer_fn(cfg)
+
+    def client_fn(cid: ClientId) -> Client:
+        split = splits[int(cid)]
+        test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
+        return TorchClient(
+            model_fn=sim.model,
+            train_data=TensorData(x_pool[split.train], y_pool[split.train]),
+            test_data=test,
+            optimizer_fn=optimizer_fn,
+            local_epochs=cfg.local_epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            task=ds.task,
+        )
+
+    sim.client_fn = client_fn
+    torch.manual_seed(cfg.seed)
+    sim.initial_parameters = module_parameters(sim.model())
+    sim.strategy = build_strategy(cfg, _common_strategy_kwargs(cfg, sim))
+    return sim
+
+
+def _never(cid: ClientId) -> Client:
+    raise RuntimeError("client_fn used before build_simulation finished")
+
+
+def central_evaluate_fn(sim: Simulation):  # noqa: ANN201 - returns a CentralEvaluateFn
+    """Evaluate global parameters on the server's held-out test set."""
+    ds = sim.dataset
+    model = sim.model()
+    data = TensorData(torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test))
+    loss_fn = nn.CrossEntropyLoss() if ds.task == "classification" else nn.MSELoss()
+
+    def evaluate(parameters: Parameters) -> EvaluateRes:
+        from fedloom.torch import load_parameters
+
+        load_parameters(model, parameters)
+        if ds.task == "regression":
+            out_loss, n, metrics = evaluate_model(
+                model, data, loss_fn=lambda o, t: loss_fn(o.reshape(t.shape), t), task=ds.task
+            )
+        else:
+            out_loss, n, metrics = evaluate_model(model, data, loss_fn=loss_fn, task=ds.task)
+        return EvaluateRes(out_loss, n, dict(metrics))
+
+    return evaluate
+
+
+def _common_strategy_kwargs(cfg: RunConfig, sim: Simulation) -> dict:
+    return {
+        "fraction_fit": cfg.fraction,
+        "min_fit_clients": min(cfg.min_clients, cfg.clients),
+        "fraction_evaluate": cfg.fraction_evaluate,
+        "weighted": cfg.weighted,
+        "fit_config": {"local_epochs": cfg.local_epochs, "lr": cfg.lr, "batch_size": cfg.batch_size},
+        "evaluate_fn": central_evaluate_fn(sim),
+    }
+
+
+def make_pool(backend: str, client_fn: ClientFn, num_clients: int, **options: object) -> ClientPool:
+    """The client pool for a backend name (see :data:`fedloom.backends.BACKENDS`)."""
+    if backend == "inline":
+        return InlinePool(client_fn, num_clients)
+    raise ConfigError(f"unknown backend {backend!r}")
+
+
+def simulate(
+    client_fn: ClientFn,
+    *,
+    num_clients: int,
+    strategy: Strategy,
+    rounds: int,
+    initial_parameters: Parameters | None = None,
+    backend: str = "inline",
+    seed: int = 0,
+    observers: Sequence[RoundObserver] = (),
+    checkpoint_path: str | Path | None = None,
+) -> RunResult:
+    """Run ``rounds`` of ``strategy`` over ``num_clients`` clients built by ``client_fn``.
+
+    If ``initial_parameters`` is omitted, client ``"0"``'s :meth:`~fedloom.Client.get_parameters`
+    initialises the global model.
+    """
+    if num_clients < 1:
+        raise ConfigError(f"num_clients must be >= 1, got {num_clients}")
+    if initial_parameters is None:
+        initial_parameters = client_fn("0").get_parameters({})
+    pool = make_pool(backend, client_fn, num_clients)
+    try:
+        loop = FederatedLoop(
+            strategy, pool, num_rounds=rounds, seed=seed, observers=observers, checkpoint_path=checkpoint_path
+        )
+        return loop.run(initial_parameters)
+    finally:
+        pool.close()
+
+
+def run_simulation(
+    config: RunConfig | None = None,
+    *,
+    observers: Sequence[RoundObserver] = (),
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+) -> RunResult:
+    """Build and run the simulation ``config`` describes (defaults if omitted)."""
+    cfg = config or RunConfig()
+    sim = build_simulation(cfg)
+    pool = make_pool(cfg.backend, sim.client_fn, cfg.clients)
+    try:
+        loop = FederatedLoop(
+            sim.strategy,
+            pool,
+            num_rounds=cfg.rounds,
+            seed=cfg.seed,
+            observers=observers,
+            checkpoint_path=checkpoint_path,
+            eval_every=cfg.eval_every,
+        )
+        resumed = loop.resume_state() if resume else None
+        if resumed is not None:
+            state, history = resumed
+            return loop.run(state=state, history=history)
+        return loop.run(sim.initial_parameters)
+    finally:
+        pool.close()

@@ -1,0 +1,147 @@
+"""Federated Averaging.
+
+Paper: H. Brendan McMahan, Eider Moore, Daniel Ramage, Seth Hampson, Blaise Agüera y Arcas,
+"Communication-Efficient Learning of Deep Networks from Decentralized Data", AISTATS 2017,
+arXiv:1602.05629.
+
+Each round a fraction of clients trains locally from the global model; the server replaces the
+global model by the example-weighted mean of the returned models. Written as
+``w <- w + server_lr * aggregate(w_i - w)`` so that the combination (``aggregator``) and the server
+update (:meth:`FedAvg.server_update`) are separate parts: robust aggregators replace the first,
+server optimizers (FedAvgM, FedAdam, ...) override the second.
+
+Example:
+    >>> strategy = FedAvg(fraction_fit=0.5, min_fit_clients=2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from fedloom.core.parameters import Parameters
+from fedloom.core.strategy import Failure, ServerState, Strategy, sample_clients, weighted_mean_metrics
+from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
+from fedloom.errors import ConfigError, RoundFailedError
+from fedloom.strategies.aggregators import Aggregator, WeightedMean
+
+__all__ = ["FedAvg", "CentralEvaluateFn"]
+
+CentralEvaluateFn = Callable[[Parameters], EvaluateRes]
+"""Evaluate global parameters on server-held data."""
+
+
+class FedAvg(Strategy):
+    """Federated Averaging with client sampling, federated and central evaluation.
+
+    Args:
+        fraction_fit: Fraction of available clients sampled for training each round.
+        min_fit_clients: Minimum clients sampled for training (and needed to start a round).
+        min_fit_results: Minimum valid results needed to aggregate; fewer fails the round.
+        fraction_evaluate: Fraction of clients sampled for federated evaluation (0 disables it).
+        min_evaluate_clients: Minimum clients for federated evaluation, when enabled.
+        weighted: Weight clients by their number of training examples (``False``: equal weights).
+        aggregator: How updates combine; defaults to :class:`WeightedMean`.
+        fit_config: Config sent to every training client (e.g. ``{"local_epochs": 1}``).
+        fit_config_fn: Optional ``rnd -> Config`` merged over ``fit_config`` each round.
+        evaluate_fn: Optional central evaluation on server-held data.
+    """
+
+    def __init__(
+        self,
+        *,
+        fraction_fit: float = 1.0,
+        min_fit_clients: int = 1,
+        min_fit_results: int = 1,
+        fraction_evaluate: float = 0.0,
+        min_evaluate_clients: int = 1,
+        weighted: bool = True,
+        aggregator: Aggregator | None = None,
+        fit_config: Config | None = None,
+        fit_config_fn: Callable[[int], Config] | None = None,
+        evaluate_fn: CentralEvaluateFn | None = None,
+    ) -> None:
+        if not 0.0 < fraction_fit <= 1.0:
+            raise ConfigError(f"fraction_fit must be in (0, 1], got {fraction_fit}")
+        if not 0.0 <= fraction_evaluate <= 1.0:
+            raise ConfigError(f"fraction_evaluate must be in [0, 1], got {fraction_evaluate}")
+        if min_fit_clients < 1 or min_fit_results < 1:
+            raise ConfigError("min_fit_clients and min_fit_results must be >= 1")
+        self.fraction_fit = fraction_fit
+        self.min_fit_clients = min_fit_clients
+        self.min_fit_results = min_fit_results
+        self.fraction_evaluate = fraction_evaluate
+        self.min_evaluate_clients = min_evaluate_clients
+        self.weighted = weighted
+        self.aggregator: Aggregator = aggregator if aggregator is not None else WeightedMean()
+        self.fit_config: Config = dict(fit_config or {})
+        self.fit_config_fn = fit_config_fn
+        self.evaluate_fn = evaluate_fn
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(fraction_fit={self.fraction_fit}, weighted={self.weighted}, "
+            f"aggregator={self.aggregator!r})"
+        )
+
+    # -- training ------------------------------------------------------------------------
+    def round_fit_config(self, state: ServerState, rnd: int) -> Config:
+        """The config every training client gets in round ``rnd``; subclasses add their keys."""
+        config = dict(self.fit_config)
+        if self.fit_config_fn is not None:
+            config.update(self.fit_config_fn(rnd))
+        return config
+
+    def configure_fit(
+        self, state: ServerState, rnd: int, clients: Sequence[ClientId]
+    ) -> list[tuple[ClientId, FitIns]]:
+        chosen = sample_clients(state.rng, clients, self.fraction_fit, self.min_fit_clients)
+        config = self.round_fit_config(state, rnd)
+        return [(cid, FitIns(state.parameters, dict(config))) for cid in chosen]
+
+    def client_weights(self, results: Sequence[tuple[ClientId, FitRes]]) -> np.ndarray:
+        """Aggregation weights: examples per client, or ones when unweighted."""
+        if self.weighted:
+            return np.array([float(r.num_examples) for _, r in results])
+        return np.ones(len(results))
+
+    def aggregate_fit(
+        self,
+        state: ServerState,
+        rnd: int,
+        results: Sequence[tuple[ClientId, FitRes]],
+        failures: Sequence[Failure],
+    ) -> Metrics:
+        if len(results) < self.min_fit_results:
+            raise RoundFailedError(
+                f"round {rnd}: {len(results)} valid results, {self.min_fit_results} needed "
+                f"({len(failures)} failures)"
+            )
+        global_vec = state.parameters.flatten()
+        updates = [r.parameters.flatten() - global_vec for _, r in results]
+        delta = self.aggregator(updates, self.client_weights(results))
+        self.server_update(state, rnd, delta)
+        metrics: Metrics = {"fit_clients": len(results), "fit_failures": len(failures)}
+        for key, value in weighted_mean_metrics([(r.num_examples, r.metrics) for _, r in results]).items():
+            metrics[key] = value
+        return metrics
+
+    def server_update(self, state: ServerState, rnd: int, delta: np.ndarray) -> None:
+        """Apply the aggregated update to the global model: plain FedAvg adds it."""
+        state.parameters = state.parameters.unflatten(state.parameters.flatten() + delta)
+
+    # -- evaluation ----------------------------------------------------------------------
+    def configure_evaluate(
+        self, state: ServerState, rnd: int, clients: Sequence[ClientId]
+    ) -> list[tuple[ClientId, EvaluateIns]]:
+        if self.fraction_evaluate <= 0.0 or not clients:
+            return []
+        k = min(self.min_evaluate_clients, len(clients))
+        chosen = sample_clients(state.rng, clients, self.fraction_evaluate, k)
+        return [(cid, EvaluateIns(state.parameters, {})) for cid in chosen]
+
+    def evaluate(self, state: ServerState, rnd: int) -> EvaluateRes | None:
+        if self.evaluate_fn is None:
+            return None
+        return self.evaluate_fn(state.parameters)
