@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from fedloom.config import RunConfig, config_fields, load_config
+from fedloom.config import config_fields, load_config
 from fedloom.errors import FedloomError
 
 __all__ = ["main", "cli"]

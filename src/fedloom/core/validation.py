@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedloom.core.parameters import ParamSpec, Parameters
+from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.types import FitRes
 from fedloom.errors import ValidationError
 
