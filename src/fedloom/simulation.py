@@ -20,6 +20,7 @@ from torch import nn
 from fedloom.backends import ClientPool, InlinePool
 from fedloom.config import RunConfig
 from fedloom.core.client import Client, ClientFn
+from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import Strategy
 from fedloom.core.types import ClientId, EvaluateRes
@@ -52,6 +53,7 @@ class Simulation:
     client_fn: ClientFn
     strategy: Strategy
     initial_parameters: Parameters
+    client_states: ClientStateStore
 
     def model(self) -> nn.Module:
         """A fresh model of the configured architecture."""
@@ -116,7 +118,7 @@ def build_simulation(cfg: RunConfig) -> Simulation:
     splits = split_clients(cfg, ds)
     x_pool, y_pool = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
     sim = Simulation(cfg, ds, splits, client_fn=lambda cid: _never(cid), strategy=None,  # type: ignore[arg-type]
-                     initial_parameters=Parameters())
+                     initial_parameters=Parameters(), client_states=ClientStateStore())
     optimizer_fn = _optimizer_fn(cfg)
 
     def client_fn(cid: ClientId) -> Client:
@@ -131,6 +133,7 @@ def build_simulation(cfg: RunConfig) -> Simulation:
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             task=ds.task,
+            state=sim.client_states.get(cid),
         )
 
     sim.client_fn = client_fn

@@ -1,6 +1,7 @@
 """Core types: parameters, client interface, messages and boundary validation."""
 
 from fedloom.core.client import Client, ClientFn
+from fedloom.core.client_state import ClientState, ClientStateStore
 from fedloom.core.parameters import ArraySpec, Parameters, ParamSpec
 from fedloom.core.types import (
     ClientId,
@@ -19,6 +20,8 @@ __all__ = [
     "Client",
     "ClientFn",
     "ClientId",
+    "ClientState",
+    "ClientStateStore",
     "Config",
     "EvaluateIns",
     "EvaluateRes",

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from fedloom.core.client import Client
+from fedloom.core.client_state import ClientState
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import Config, EvaluateRes, FitRes
 from fedloom.torch.params import load_parameters, module_parameters
@@ -51,6 +52,9 @@ class TorchClient(Client):
         lr: Learning rate.
         task: ``"classification"`` or ``"regression"``.
         device: Torch device to train on.
+        state: Per-client state that persists across rounds (control variates, residuals). In
+            simulation the factory passes the client's entry of a ``ClientStateStore``; a deployed
+            client keeps its own dict.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class TorchClient(Client):
         lr: float = 0.01,
         task: str = "classification",
         device: str | torch.device = "cpu",
+        state: ClientState | None = None,
     ) -> None:
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
@@ -79,6 +84,7 @@ class TorchClient(Client):
         self.batch_size = batch_size
         self.lr = lr
         self.device = torch.device(device)
+        self.state: ClientState = state if state is not None else {}
         self._model: nn.Module | None = None
 
     @property
