@@ -1,8 +1,9 @@
 """The backend interface: a pool of clients that runs tasks and reports results and failures.
 
 The round loop talks only to a :class:`ClientPool`; the in-process, vectorized, Ray and gRPC
-backends all implement it. A pool never raises for a client's fault: exceptions, timeouts and
-invalid updates come back as :class:`~fedloom.core.strategy.Failure` entries.
+backends all implement it. A pool never raises for a client's fault: exceptions and timeouts come back as
+:class:`~fedloom.core.strategy.Failure` entries. The round loop validates every result (names,
+shapes, dtypes, finiteness) after the pool returns it, so each backend gets the same checks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fedloom.core.parameters import ParamSpec
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
 
-__all__ = ["ClientPool", "PoolResult", "TaskStats"]
+__all__ = ["ClientPool", "PoolResult", "TaskStats", "payload_nbytes"]
 
 R = TypeVar("R")
 
@@ -47,7 +48,8 @@ class ClientPool(Protocol):
     def fit(
         self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec, timeout: float | None
     ) -> PoolResult[FitRes]:
-        """Run training tasks; results whose parameters do not match ``expected`` are failures."""
+        """Run training tasks. ``expected`` is the spec of valid parameters, for backends that can
+        reject a bad update early (e.g. before reading a whole stream); the loop checks again."""
         ...
 
     def evaluate(
@@ -59,3 +61,8 @@ class ClientPool(Protocol):
     def close(self) -> None:
         """Release resources (processes, connections)."""
         ...
+
+
+def payload_nbytes(message: FitIns | FitRes | EvaluateIns) -> int:
+    """Array payload of a message: parameters plus every extra, in bytes."""
+    return message.parameters.nbytes + sum(p.nbytes for p in getattr(message, "extras", {}).values())

@@ -27,19 +27,26 @@ ClientId = str
 
 @dataclass
 class FitIns:
-    """What a client receives to train: global parameters and per-task config."""
+    """What a client receives to train: global parameters and per-task config.
+
+    ``extras`` carries named side payloads a strategy or protocol needs besides the model
+    (SCAFFOLD's server control variate, SecAgg key material, HE ciphertexts); every transport
+    carries them like parameters.
+    """
 
     parameters: Parameters
     config: Config = field(default_factory=dict)
+    extras: dict[str, Parameters] = field(default_factory=dict)
 
 
 @dataclass
 class FitRes:
-    """What a client returns after training."""
+    """What a client returns after training (``extras``: named side payloads, see :class:`FitIns`)."""
 
     parameters: Parameters
     num_examples: int
     metrics: Metrics = field(default_factory=dict)
+    extras: dict[str, Parameters] = field(default_factory=dict)
 
 
 @dataclass

@@ -7,6 +7,7 @@ The same loop drives simulation (in-process, vectorized, Ray) and deployment (gR
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import zlib
@@ -16,13 +17,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fedloom.backends.base import ClientPool
-from fedloom.core.parameters import Parameters
-from fedloom.core.strategy import ServerState, Strategy
-from fedloom.core.types import ClientId, Config
+from fedloom.core.parameters import Parameters, ParamSpec
+from fedloom.core.strategy import Failure, ServerState, Strategy
+from fedloom.core.types import ClientId, Config, FitRes
+from fedloom.core.validation import check_fit_result
 from fedloom.engine.checkpoint import load_checkpoint, save_checkpoint
 from fedloom.errors import StopTraining
 
-__all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed"]
+__all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed", "validate_results"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,8 @@ class FederatedLoop:
         tasks = self.strategy.configure_fit(state, rnd, self.pool.available())
         tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in tasks]
         fit = self.pool.fit(tasks, expected=expected, timeout=self.round_timeout)
+        fit.results, rejected = validate_results(fit.results, expected)
+        fit.failures.extend(rejected)
         metrics: dict[str, float] = {}
         for key, value in self.strategy.aggregate_fit(state, rnd, fit.results, fit.failures).items():
             metrics[_prefixed("train_", key)] = _as_float(value)
@@ -174,11 +178,28 @@ class FederatedLoop:
         return RoundRecord(rnd, metrics)
 
 
+def validate_results(
+    results: Sequence[tuple[ClientId, FitRes]], expected: ParamSpec
+) -> tuple[list[tuple[ClientId, FitRes]], list[Failure]]:
+    """Split results into valid ones and failures (wrong names/shapes/dtypes, NaN/inf, bad counts)."""
+    valid: list[tuple[ClientId, FitRes]] = []
+    rejected: list[Failure] = []
+    for cid, res in results:
+        try:
+            check_fit_result(res, expected)
+        except Exception as exc:
+            log.warning("rejected update from client %s: %s", cid, exc)
+            rejected.append(Failure(cid, f"invalid update: {exc}"))
+        else:
+            valid.append((cid, res))
+    return valid, rejected
+
+
 def _with_task_keys(ins: Any, rnd: int, seed: int, cid: ClientId) -> Any:
     config: Config = dict(ins.config)
     config.setdefault("round", rnd)
     config.setdefault("seed", task_seed(seed, rnd, cid))
-    return type(ins)(ins.parameters, config)
+    return dataclasses.replace(ins, config=config)
 
 
 def _prefixed(prefix: str, key: str) -> str:
