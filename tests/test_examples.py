@@ -35,3 +35,13 @@ def test_quickstart_runs():
     assert proc.returncode == 0, proc.stderr
     accuracy = float(proc.stdout.strip().rsplit(" ", 1)[-1])
     assert accuracy > 0.85
+
+
+def test_readme_python_example_runs():
+    import re
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "'fit_clients': 5.0" in proc.stdout  # fraction_fit=0.5 of 10 clients
