@@ -11,7 +11,7 @@ silent overflow.
 Example:
     >>> q = Quantizer(bits=32, num_clients=4, bound=1.0)
     >>> ring = q.encode(np.array([0.5, -0.25]), np.random.default_rng(0))
-    >>> np.abs(q.decode(ring) - [0.5, -0.25]).max() <= 1 / q.scale
+    >>> bool(np.abs(q.decode(ring) - [0.5, -0.25]).max() <= 1 / q.scale)
     True
 """
 
