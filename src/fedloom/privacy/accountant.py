@@ -132,6 +132,7 @@ class EpsilonObserver:
         delta: The delta of the reported (epsilon, delta).
         method: ``rdp``, ``pld`` or ``prv``.
         target_epsilon: Budget; ``None`` for no limit.
+        planned_rounds: The run's last round (no need to stop after it).
     """
 
     noise_multiplier: float
@@ -139,6 +140,7 @@ class EpsilonObserver:
     delta: float
     method: str = "rdp"
     target_epsilon: float | None = None
+    planned_rounds: int | None = None
 
     def epsilon_after(self, rounds: int) -> float:
         return epsilon(noise_multiplier=self.noise_multiplier, sampling_rate=self.sampling_rate,
@@ -148,7 +150,8 @@ class EpsilonObserver:
         eps = self.epsilon_after(record.round)
         record.metrics["epsilon"] = eps
         record.metrics["delta"] = self.delta
-        if self.target_epsilon is not None and self.epsilon_after(record.round + 1) > self.target_epsilon:
+        last = self.planned_rounds is not None and record.round >= self.planned_rounds
+        if self.target_epsilon is not None and not last and self.epsilon_after(record.round + 1) > self.target_epsilon:
             raise StopTraining(
                 f"privacy budget: epsilon {eps:.3f} after round {record.round}; one more round would exceed "
                 f"the target {self.target_epsilon}"

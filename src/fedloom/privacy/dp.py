@@ -54,8 +54,8 @@ def update_noise_multiplier(noise_multiplier: float, count_stddev: float) -> flo
     rest = noise_multiplier ** -2 - (2 * count_stddev) ** -2
     if rest <= 0:
         raise ConfigError(
-            f"noise multiplier {noise_multiplier} is too small for adaptive clipping with count noise "
-            f"{count_stddev}: need noise_multiplier < 2 * count_stddev"
+            f"adaptive clipping with count noise {count_stddev} leaves no budget for the update: the noise "
+            f"multiplier {noise_multiplier} must be below 2 * count_stddev = {2 * count_stddev}"
         )
     return rest ** -0.5
 
@@ -89,7 +89,8 @@ class CentralDP(Strategy):
         adaptive: Track ``target_quantile`` of the update norms (Andrew et al.).
         target_quantile: ``gamma``, e.g. 0.5 for the median norm.
         clip_lr: Geometric learning rate of the clip norm.
-        count_stddev: Noise on the unclipped count; default ``m / 20`` as in the paper.
+        count_stddev: Noise on the unclipped count; default ``max(m / 20, z)`` (the paper's ``m / 20``,
+            raised for small cohorts so that the update keeps most of the budget).
 
     Example:
         >>> dp = CentralDP(FedAvg(fraction_fit=0.1), noise_multiplier=1.0, clip=0.5)
@@ -141,7 +142,11 @@ class CentralDP(Strategy):
     def _count_stddev(self, cohort: int) -> float:
         if not self.adaptive:
             return 0.0
-        return self.count_stddev if self.count_stddev is not None else cohort / 20.0
+        if self.count_stddev is not None:
+            return self.count_stddev
+        # The paper's m/20, but never below z: small cohorts would otherwise leave no update budget
+        # (z_delta = z / sqrt(3/4) at the floor, i.e. 15% more update noise).
+        return max(cohort / 20.0, self.noise_multiplier)
 
     def aggregate_fit(
         self,
