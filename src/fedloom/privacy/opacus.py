@@ -77,9 +77,9 @@ def train_dp_sgd(client: TorchClient, optimizer: torch.optim.Optimizer, config: 
         raise ConfigError("DP-SGD with fedloom needs in-memory (x, y) training data, not a DataLoader")
     batch_size = int(config.get("batch_size", client.batch_size))
     loader = DataLoader(TensorDataset(data.x, data.y), batch_size=batch_size, generator=generator)
-    engine = PrivacyEngine(accountant="rdp")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Opacus warns about secure_mode; we document the caveat instead
+        warnings.simplefilter("ignore")  # Opacus warns about secure_mode; docs/privacy.md states the caveat
+        engine = PrivacyEngine(accountant="rdp")
         model, dp_opt, dp_loader = engine.make_private(
             module=client.model, optimizer=optimizer, data_loader=loader,
             noise_multiplier=settings.noise_multiplier, max_grad_norm=settings.max_grad_norm,
@@ -96,7 +96,9 @@ def train_dp_sgd(client: TorchClient, optimizer: torch.optim.Optimizer, config: 
                 xb, yb = xb.to(client.device), yb.to(client.device)
                 dp_opt.zero_grad(set_to_none=True)
                 loss = client.loss_fn(model(xb), yb)
-                loss.backward()
+                with warnings.catch_warnings():  # Opacus' hooks warn when inputs need no gradient
+                    warnings.simplefilter("ignore", UserWarning)
+                    loss.backward()
                 dp_opt.step()
                 steps += 1
                 total += float(loss.detach()) * len(xb)
