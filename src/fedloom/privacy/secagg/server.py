@@ -15,14 +15,14 @@ If too few share holders answer to recover any needed secret, the round fails wi
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from fedloom.backends.base import ClientPool, PoolResult
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.strategy import Failure, weighted_mean_metrics
-from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes
+from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Scalar
 from fedloom.errors import ConfigError, RoundFailedError, ValidationError
 from fedloom.privacy.secagg import crypto, protocol, shamir
 from fedloom.privacy.secagg.graph import default_degree, default_threshold, neighbour_graph
@@ -116,7 +116,7 @@ class _Round:
         self.config: Config = dict(tasks[0][1].config) if tasks else {}
         self.rnd = int(self.config.get("round", 0))
 
-    def call(self, stage: str, items: dict[int, tuple[Config, Parameters, dict[str, Parameters]]],
+    def call(self, stage: str, items: Mapping[int, tuple[Mapping[str, Scalar], Parameters, dict[str, Parameters]]],
              expect: Sequence[str]) -> dict[int, FitRes]:
         """Send one stage to the clients in ``items`` (by index); valid replies by index."""
         batch = []
@@ -160,7 +160,7 @@ class _Round:
         pk_s = {i: adv[i].extras[protocol.EXTRA]["pk_s"] for i in u1}
         common = {"secagg_threshold": t}
 
-        def keys_of(peers: Sequence[int], which: dict[int, np.ndarray]) -> np.ndarray:
+        def keys_of(peers: Sequence[int] | np.ndarray, which: dict[int, np.ndarray]) -> np.ndarray:
             return np.stack([which[int(v)] for v in peers]) if len(peers) else np.zeros((0, 32), np.uint8)
 
         share_items = {u: (common, empty, payload(peers=nb[u], pk_c=keys_of(nb[u], pk_c), pk_s=keys_of(nb[u], pk_s)))
