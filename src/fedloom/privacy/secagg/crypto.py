@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -94,6 +95,7 @@ def decrypt(key: bytes, blob: bytes, associated: bytes) -> bytes:
         raise ValidationError("secagg share failed authentication (forged or misrouted)") from exc
 
 
+@functools.lru_cache(maxsize=64)
 def ring_dtype(bits: int) -> np.dtype:
     """The narrowest unsigned integer dtype that holds elements of ``Z_{2^bits}``."""
     for width in (8, 16, 32, 64):

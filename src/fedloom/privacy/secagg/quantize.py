@@ -29,7 +29,7 @@ __all__ = ["Quantizer", "clip_l2"]
 
 def clip_l2(vector: np.ndarray, clip: float) -> tuple[np.ndarray, bool]:
     """``vector`` scaled down to L2 norm ``clip`` if longer; also whether it was already within."""
-    norm = float(np.linalg.norm(vector))
+    norm = float(np.sqrt(np.square(vector).sum()))  # not BLAS: its threads spin on busy machines
     if norm <= clip:
         return vector, True
     return vector * (clip / norm), False
@@ -104,14 +104,17 @@ class Quantizer:
         return ring.astype(self.dtype)
 
     def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``a + b`` in the ring."""
-        total = a.astype(np.uint64) + b.astype(np.uint64)
-        return self.reduce(total.view(np.int64))
+        """``a + b`` in the ring (native unsigned wrap-around; ``2^bits`` divides the dtype's modulus)."""
+        return self._wrap(np.add(a, b, dtype=self.dtype))
 
     def sub(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``a - b`` in the ring."""
-        total = a.astype(np.uint64) - b.astype(np.uint64)
-        return self.reduce(total.view(np.int64))
+        return self._wrap(np.subtract(a, b, dtype=self.dtype))
+
+    def _wrap(self, v: np.ndarray) -> np.ndarray:
+        if self.bits < self.dtype.itemsize * 8:
+            v &= self.dtype.type((1 << self.bits) - 1)
+        return v
 
     def decode(self, ring: np.ndarray) -> np.ndarray:
         """Ring elements (a sum of at most ``num_clients`` encodings) back to floats."""
