@@ -20,7 +20,7 @@ from fedloom.errors import ConfigError
 from fedloom.privacy.accountant import ACCOUNTANTS, EpsilonObserver, epsilon, max_rounds, noise_for_epsilon
 from fedloom.privacy.dp import CentralDP, LocalDPClient
 from fedloom.privacy.opacus import DPSGD
-from fedloom.privacy.secagg import SecAggClient, SecAggPool
+from fedloom.privacy.secagg import Quantizer, SecAggClient, SecAggPool
 from fedloom.strategies.aggregators import WeightedMean
 from fedloom.strategies.fedavg import FedAvg
 
@@ -72,6 +72,7 @@ def validate_privacy(cfg: RunConfig) -> None:
         need(cfg.target_epsilon == 0, "--target-epsilon needs --dp central, central-adaptive or local")
     if cfg.secagg:
         need(cfg.clients >= 2, "--secagg needs at least 2 clients")
+        Quantizer(cfg.secagg_bits, cohort_size(cfg), 1.0)  # a ring too small for the cohort is refused now
 
 
 def _clip(cfg: RunConfig) -> float:
