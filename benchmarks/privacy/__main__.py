@@ -1,7 +1,7 @@
 """Privacy benchmarks: SecAgg+ overhead and privacy-utility trade-offs.
 
     python -m benchmarks.privacy            # all three parts (about 10 minutes of CPU)
-    python -m benchmarks.privacy overhead   # (a) only; also: utility, utility-secagg
+    python -m benchmarks.privacy overhead   # (a) only; also: utility, utility-secagg, plot (redraw)
 
 (a) SecAgg+ (and complete-graph SecAgg) vs plain aggregation: one round of n clients x 100k
     parameters, clients that return a fixed delta (no training), so the time is the protocol's.
@@ -117,10 +117,12 @@ def plot(results: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
+    styles = {"utility": {"marker": "o", "linestyle": "-"},
+              "utility-secagg": {"marker": "s", "linestyle": ":", "markerfacecolor": "none", "markersize": 10}}
     for key, label in (("utility", "central DP"), ("utility-secagg", "central DP + SecAgg+")):
         rows = [r for r in results.get(key, []) if r["target_epsilon"] is not None]
         if rows:
-            ax.plot([r["target_epsilon"] for r in rows], [r["accuracy"] for r in rows], "o-", label=label)
+            ax.plot([r["target_epsilon"] for r in rows], [r["accuracy"] for r in rows], label=label, **styles[key])
         free = [r for r in results.get(key, []) if r["target_epsilon"] is None]
         if free:
             ax.axhline(free[0]["accuracy"], linestyle="--", color="grey" if key == "utility" else "black",
@@ -145,8 +147,10 @@ def main(argv: list[str]) -> None:
             results[part] = utility(secagg=False)
         elif part == "utility-secagg":
             results[part] = utility(secagg=True)
+        elif part == "plot":
+            continue
         else:
-            raise SystemExit(f"unknown part {part!r}; choose overhead, utility, utility-secagg")
+            raise SystemExit(f"unknown part {part!r}; choose overhead, utility, utility-secagg, plot")
         path.write_text(json.dumps(results, indent=2))
     plot(results)
 
