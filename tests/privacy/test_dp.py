@@ -72,20 +72,26 @@ def test_adaptive_step_and_noise_split_by_hand():
         update_noise_multiplier(3.0, 1.0)
 
 
-def test_central_dp_over_secagg_equals_central_dp_in_the_clear():
+@pytest.mark.parametrize(("noise", "adaptive"), [(0.0, False), (0.0, True), (0.8, True)])
+def test_central_dp_over_secagg_equals_central_dp_in_the_clear(noise, adaptive):
     rng = np.random.default_rng(5)
-    deltas = [rng.normal(0, 0.5, 50) for _ in range(8)]
+    deltas = [rng.normal(0, 0.5, 50) * (1 + i % 3) for i in range(8)]  # norms around 3.5, 7, 10.6
     glob = Parameters({"w": np.zeros(50, np.float32)})
 
-    def one_round(pool):
-        dp = CentralDP(FedAvg(), noise_multiplier=0.0, clip=1.0)
-        return FederatedLoop(dp, pool, num_rounds=1, seed=0).run(glob).parameters["w"]
+    def two_rounds(pool):
+        dp = CentralDP(FedAvg(), noise_multiplier=noise, clip=5.0, adaptive=adaptive)
+        result = FederatedLoop(dp, pool, num_rounds=2, seed=0).run(glob)
+        return result.parameters["w"], result.state.values["dp_clip"], result.history[-1].metrics
 
-    clear = one_round(InlinePool(lambda cid: DeltaClient(deltas[int(cid)], 10 + int(cid)), 8))
-    secure_pool = SecAggPool(InlinePool(secagg_clients(deltas, [10 + i for i in range(8)]), 8), clip=50.0)
-    secure = one_round(secure_pool)
-    assert np.abs(secure - clear).max() < 1e-6
+    clear, clear_clip, clear_m = two_rounds(InlinePool(lambda cid: DeltaClient(deltas[int(cid)], 9), 8))
+    secure_pool = SecAggPool(InlinePool(secagg_clients(deltas, [9] * 8), 8), clip=50.0)
+    secure, secure_clip, secure_m = two_rounds(secure_pool)
+    assert np.abs(secure - clear).max() < 1e-5
     assert np.abs(clear).max() > 0.01
+    assert secure_clip == pytest.approx(clear_clip, rel=1e-6)
+    if adaptive:  # 3 of 8 updates were within the clip norm 5: the secure count says the same
+        assert clear_clip != 5.0
+        assert secure_m["train_dp_unclipped"] == pytest.approx(clear_m["train_dp_unclipped"], abs=1e-6)
 
 
 def test_local_dp_client_clips_then_adds_noise_of_the_right_size():

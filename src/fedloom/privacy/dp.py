@@ -49,7 +49,7 @@ CLIP_KEY = "dp_clip"
 
 def update_noise_multiplier(noise_multiplier: float, count_stddev: float) -> float:
     """Noise multiplier left for the update when ``count_stddev`` goes to the unclipped count."""
-    if count_stddev <= 0:
+    if count_stddev <= 0 or noise_multiplier == 0:
         return noise_multiplier
     rest = noise_multiplier ** -2 - (2 * count_stddev) ** -2
     if rest <= 0:
