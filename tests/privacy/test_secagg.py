@@ -145,3 +145,14 @@ def test_prg_is_deterministic_per_seed_and_differs_across_seeds():
     assert np.array_equal(a, prg_mask(bytes(32), 1000, 32))
     assert not np.array_equal(a, b)
     assert prg_mask(bytes(32), 10, 12).max() < 2**12
+
+
+def test_a_client_lost_during_unmask_still_counts_and_its_peers_are_recovered():
+    # Client 4 sent its masked input and then vanished: its update is in the sum, and the others'
+    # self-masks are rebuilt from the remaining share holders.
+    _, _, out, deltas, counts = run_round({"mask": {"9"}, "unmask": {"4"}})
+    survivors = [i for i in range(N) if i != 9]
+    expected_sum, _ = plain_sum(deltas, counts, survivors)
+    res = out.results[0][1]
+    assert res.metrics["secagg_survivors"] == N - 1
+    assert np.abs(res.extras["secagg_sum"]["sum"] - expected_sum).max() <= Quantizer(32, N, CLIP).error_bound
