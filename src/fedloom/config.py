@@ -65,6 +65,22 @@ class RunConfig:
     out: str = opt("", "Run directory (default: a new folder under runs/).")
     resume: bool = opt(False, "Resume from the checkpoint in --out if there is one.")
     progress: bool = opt(True, "Show a progress bar.")
+    # -- privacy (fedloom.privacy; docs/privacy.md) -------------------------------------------
+    secagg: bool = opt(False, "Secure aggregation (SecAgg+): the server learns only the sum of the updates.")
+    secagg_neighbours: int = opt(0, "SecAgg+ neighbours per client: 0 = about 2*log2(n), -1 = complete graph.")
+    secagg_threshold: int = opt(0, "Shares needed to recover a secret (0 = a majority of the neighbours).")
+    secagg_bits: int = opt(32, "SecAgg ring size 2^bits for the quantized updates (uploads use the narrowest int).")
+    secagg_weight_cap: float = opt(1000.0, "SecAgg example weights are min(n, cap)/cap (FedAvg weighting).")
+    dp: str = opt("none", "Differential privacy: none, central, central-adaptive, local.")
+    noise_multiplier: float = opt(0.0, "DP noise std / clip norm (0 with --target-epsilon: calibrated to it).")
+    clip: float = opt(0.0, "L2 clip norm of each client update (0 = 1.0 with DP, 100 for SecAgg alone).")
+    adaptive_quantile: float = opt(0.5, "Target quantile of update norms for --dp central-adaptive.")
+    target_epsilon: float = opt(0.0, "Privacy budget: refuse to start or stop before exceeding it (0 = none).")
+    delta: float = opt(1e-5, "The delta of the reported (epsilon, delta).")
+    accountant: str = opt("rdp", "Privacy accountant: rdp, pld (dp-accounting) or prv (Opacus).")
+    dp_sgd: bool = opt(False, "Sample-level DP-SGD in local training (Opacus).")
+    dp_sgd_noise_multiplier: float = opt(1.0, "DP-SGD noise multiplier (per-sample gradients).")
+    dp_sgd_max_grad_norm: float = opt(1.0, "DP-SGD per-sample gradient clip norm.")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any invalid value."""
@@ -104,6 +120,9 @@ class RunConfig:
         need(0.0 <= self.client_test_fraction < 1.0,
              f"client_test_fraction must be in [0, 1), got {self.client_test_fraction}")
         need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        from fedloom.privacy.setup import validate_privacy  # privacy fields
+
+        validate_privacy(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

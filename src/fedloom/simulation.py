@@ -28,6 +28,7 @@ from fedloom.data import Dataset, load_dataset, partition
 from fedloom.engine import FederatedLoop, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
+from fedloom.privacy import setup as privacy
 from fedloom.strategies import CentralEvaluateFn, build_strategy
 from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
 from fedloom.torch.training import TensorData
@@ -124,7 +125,7 @@ def build_simulation(cfg: RunConfig) -> Simulation:
     def client_fn(cid: ClientId) -> Client:
         split = splits[int(cid)]
         test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
-        return TorchClient(
+        client = TorchClient(
             model_fn=sim.model,
             train_data=TensorData(x_pool[split.train], y_pool[split.train]),
             test_data=test,
@@ -134,12 +135,15 @@ def build_simulation(cfg: RunConfig) -> Simulation:
             lr=cfg.lr,
             task=ds.task,
             state=sim.client_states.get(cid),
+            dp_sgd=privacy.dp_sgd_settings(cfg),  # privacy
         )
+        return privacy.wrap_client(cfg, client, sim.client_states.get(cid))  # privacy
 
     sim.client_fn = client_fn
     torch.manual_seed(cfg.seed)
     sim.initial_parameters = module_parameters(sim.model())
     sim.strategy = build_strategy(cfg, _common_strategy_kwargs(cfg, sim))
+    sim.strategy = privacy.wrap_strategy(cfg, sim.strategy)  # privacy
     return sim
 
 
@@ -213,7 +217,9 @@ def run_simulation(
     """Build and run the simulation ``config`` describes (defaults if omitted)."""
     cfg = config or RunConfig()
     sim = build_simulation(cfg)
+    observers = [*privacy.privacy_observers(cfg), *observers]  # privacy: epsilon first, so stores see it
     pool = make_pool(cfg.backend, sim.client_fn, cfg.clients)
+    pool = privacy.wrap_pool(cfg, pool, num_parameters=sim.initial_parameters.num_elements)  # privacy
     try:
         loop = FederatedLoop(
             sim.strategy,

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -24,6 +25,9 @@ from fedloom.core.parameters import Parameters
 from fedloom.core.types import Config, EvaluateRes, FitRes
 from fedloom.torch.params import load_parameters, module_parameters
 from fedloom.torch.training import TensorData, as_tensor_data, evaluate_model, num_examples, train_epochs
+
+if TYPE_CHECKING:
+    from fedloom.privacy.opacus import DPSGD
 
 __all__ = ["TorchClient", "OptimizerFn", "make_evaluate_fn", "default_loss"]
 
@@ -55,6 +59,7 @@ class TorchClient(Client):
         state: Per-client state that persists across rounds (control variates, residuals). In
             simulation the factory passes the client's entry of a ``ClientStateStore``; a deployed
             client keeps its own dict.
+        dp_sgd: Sample-level DP-SGD through Opacus (:class:`fedloom.privacy.opacus.DPSGD`).
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class TorchClient(Client):
         task: str = "classification",
         device: str | torch.device = "cpu",
         state: ClientState | None = None,
+        dp_sgd: DPSGD | None = None,
     ) -> None:
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
@@ -86,6 +92,8 @@ class TorchClient(Client):
         self.device = torch.device(device)
         self.state: ClientState = state if state is not None else {}
         self._model: nn.Module | None = None
+        self.dp_sgd = dp_sgd
+        self._train_metrics: dict[str, float] = {}
 
     @property
     def model(self) -> nn.Module:
@@ -109,6 +117,11 @@ class TorchClient(Client):
         generator = torch.Generator().manual_seed(int(config.get("seed", 0)))
         lr = float(config.get("lr", self.lr))
         optimizer = self.optimizer_fn([p for p in model.parameters() if p.requires_grad], lr)
+        if self.dp_sgd is not None:  # privacy: sample-level DP-SGD through Opacus
+            from fedloom.privacy.opacus import train_dp_sgd
+
+            loss, self._train_metrics = train_dp_sgd(self, optimizer, config, generator)
+            return loss
         return train_epochs(
             model,
             self.train_data,
@@ -123,7 +136,8 @@ class TorchClient(Client):
 
     def fit(self, parameters: Parameters, config: Config) -> FitRes:
         loss = self.train(parameters, config)
-        return FitRes(module_parameters(self.model), num_examples(self.train_data), {"train_loss": loss})
+        return FitRes(module_parameters(self.model), num_examples(self.train_data),
+                      {"train_loss": loss, **self._train_metrics})
 
     def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
         data = self.test_data if self.test_data is not None else self.train_data
