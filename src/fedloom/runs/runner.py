@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fedloom.config import RunConfig
+from fedloom.privacy.setup import privacy_summary
 from fedloom.runs.plots import write_html_report, write_plots
 from fedloom.runs.progress import ProgressBar
 from fedloom.runs.store import RunStore, new_run_dir
@@ -41,7 +42,7 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
     finally:
         bar.close()
     wall = time.perf_counter() - start
-    summary = store.write_summary(result, cfg.to_dict(), wall)
+    summary = store.write_summary(result, cfg.to_dict(), wall, extra=privacy_summary(cfg, result))
     store.write_model(result.parameters)
     plots = write_plots(summary["history"], out)
     write_html_report(summary, plots, out)
