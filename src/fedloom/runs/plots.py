@@ -1,0 +1,97 @@
+"""Plots of a run: accuracy, loss, privacy budget and bytes sent per round, plus an HTML report."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_plots", "write_html_report"]
+
+PLOTS: dict[str, tuple[Sequence[str], str]] = {
+    "accuracy": (("accuracy", "fed_accuracy"), "accuracy"),
+    "loss": (("loss", "fed_loss", "train_loss"), "loss"),
+    "privacy": (("epsilon",), "epsilon (privacy budget spent)"),
+    "bytes": (("bytes_up", "bytes_down"), "bytes per round"),
+}
+
+
+def write_plots(history: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+    """Write one PNG per metric family present in ``history``; returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    for name, (keys, ylabel) in PLOTS.items():
+        series = {k: [(h["round"], h[k]) for h in history if k in h] for k in keys}
+        series = {k: v for k, v in series.items() if v}
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, points in series.items():
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", markersize=3, label=key)
+        ax.set_xlabel("round")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    acc = [(sum(h.get("bytes_up", 0) for h in history[: i + 1]) / 1e6, h["accuracy"])
+           for i, h in enumerate(history) if "accuracy" in h]
+    if acc:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        xs, ys = zip(*acc, strict=True)
+        ax.plot(xs, ys, marker="o", markersize=3)
+        ax.set_xlabel("cumulative MB sent by clients")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / "accuracy_vs_bytes.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_html_report(summary: dict[str, Any], plots: list[Path], out_dir: str | Path) -> Path:
+    """A single self-describing HTML page: final metrics, config, plots and the per-round table."""
+    out_dir = Path(out_dir)
+    history = summary.get("history", [])
+    columns = sorted({k for h in history for k in h} - {"round"})
+    rows = "".join(
+        "<tr><td>{}</td>{}</tr>".format(
+            h["round"], "".join(f"<td>{_fmt(h.get(c))}</td>" for c in columns)
+        )
+        for h in history
+    )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    imgs = "".join(f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">' for p in plots)
+    page = f"""<!doctype html><meta charset="utf-8"><title>fedloom run</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:32%}}</style>
+<h1>fedloom run</h1>
+<h2>Final</h2><pre>{html.escape(json.dumps(summary.get("final", {}), indent=2))}</pre>
+<h2>Plots</h2>{imgs}
+<h2>Rounds</h2><table><tr><th>round</th>{head}</tr>{rows}</table>
+<h2>Config</h2><pre>{html.escape(json.dumps(summary.get("config", {}), indent=2))}</pre>
+"""
+    path = out_dir / "report.html"
+    path.write_text(page)
+    return path
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))

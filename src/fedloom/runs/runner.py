@@ -1,0 +1,48 @@
+"""Run a configured experiment end to end and record everything in its run directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from fedloom.config import RunConfig
+from fedloom.runs.plots import write_html_report, write_plots
+from fedloom.runs.progress import ProgressBar
+from fedloom.runs.store import RunStore, new_run_dir
+from fedloom.simulation import run_simulation
+
+__all__ = ["execute_run"]
+
+log = logging.getLogger(__name__)
+
+
+def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
+    """Run ``cfg`` with a progress bar; write config, metrics, summary, model, plots, report.
+
+    Returns the summary dict and the run directory.
+    """
+    cfg.validate()
+    out = Path(cfg.out) if cfg.out else new_run_dir("runs", f"{cfg.dataset}-{cfg.strategy}")
+    store = RunStore(out)
+    store.write_config(cfg.to_dict())
+    start = time.perf_counter()
+    initial = 0
+    if cfg.resume and store.checkpoint_path.exists():
+        from fedloom.engine import load_checkpoint
+
+        initial = load_checkpoint(store.checkpoint_path)[0].round
+    bar = ProgressBar(cfg.rounds, initial=initial, enabled=cfg.progress)
+    try:
+        result = run_simulation(
+            cfg, observers=[store, bar], checkpoint_path=store.checkpoint_path, resume=cfg.resume
+        )
+    finally:
+        bar.close()
+    wall = time.perf_counter() - start
+    summary = store.write_summary(result, cfg.to_dict(), wall)
+    store.write_model(result.parameters)
+    plots = write_plots(summary["history"], out)
+    write_html_report(summary, plots, out)
+    return summary, out
