@@ -65,6 +65,18 @@ class RunConfig:
     out: str = opt("", "Run directory (default: a new folder under runs/).")
     resume: bool = opt(False, "Resume from the checkpoint in --out if there is one.")
     progress: bool = opt(True, "Show a progress bar.")
+    # -- communication: update compression and homomorphic encryption ----------------------
+    compression: str = opt("none", "Client update coding: none, fp16, q8, q4 (stochastic quantization) "
+                           "or topk (sparsification).")
+    topk_fraction: float = opt(0.01, "Share of update entries that --compression topk sends, in (0, 1].")
+    error_feedback: bool = opt(True, "Keep each client's coding error and add it to its next update.")
+    quant_block: int = opt(0, "Entries sharing one scale in q8/q4 (0 = one scale per tensor).")
+    compress_broadcast: bool = opt(False, "Send the global model to clients in float16.")
+    he: bool = opt(False, "Aggregate CKKS-encrypted models (TenSEAL); the server never decrypts.")
+    he_poly_degree: int = opt(8192, "CKKS polynomial degree: 4096, 8192, 16384 or 32768 (slots = half).")
+    he_scale: int = opt(40, "CKKS scale as a power of two, in bits (40 means 2**40).")
+    he_keys: str = opt("", "Directory with secret.tenseal/public.tenseal from `fedloom he-keys` "
+                       "(default: fresh keys for the run).")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any invalid value."""
@@ -104,6 +116,12 @@ class RunConfig:
         need(0.0 <= self.client_test_fraction < 1.0,
              f"client_test_fraction must be in [0, 1), got {self.client_test_fraction}")
         need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        # -- communication: update compression and homomorphic encryption --
+        from fedloom.compression.setup import check_compression
+        from fedloom.privacy.he.setup import check_he
+
+        check_compression(self)
+        check_he(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

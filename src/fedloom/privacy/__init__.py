@@ -1,0 +1,1 @@
+"""Privacy: protections for what clients send (homomorphic encryption in :mod:`fedloom.privacy.he`)."""

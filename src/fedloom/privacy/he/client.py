@@ -1,0 +1,72 @@
+"""The client side of encrypted aggregation: decrypt the global model, encrypt the weighted update.
+
+:class:`HEClient` wraps any :class:`~fedloom.core.client.Client` and holds the *secret* CKKS
+context that all clients share. It receives either the public initial model (round 1) or the
+encrypted aggregate ``Enc(sum_i n_i w_i)`` with the public total weight ``sum_i n_i``, decrypts and
+divides, lets the inner client train or evaluate, and returns ``Enc(n_i w_i)`` as uint8
+ciphertexts in ``FitRes.extras["he"]`` with empty plaintext parameters: nothing the server can read
+but the example count it already gets in plain FedAvg.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+from fedloom.core.client import Client
+from fedloom.core.parameters import Parameters
+from fedloom.core.types import Config, EvaluateRes, FitRes
+from fedloom.errors import ConfigError, ValidationError
+from fedloom.privacy.he.ciphertext import decrypt_vector, encrypt_vector
+
+__all__ = ["HEClient", "HE_EXTRA", "WEIGHT_KEY", "WEIGHTED_KEY"]
+
+HE_EXTRA = "he"
+"""Name of the client's ciphertext payload in ``FitRes.extras``."""
+
+WEIGHT_KEY = "he.weight"
+"""Array with the total weight of the encrypted aggregate, broadcast beside its ciphertexts."""
+
+WEIGHTED_KEY = "he_weighted"
+"""Config key: weight the update by the number of examples (else by one)."""
+
+
+class HEClient(Client):
+    """Wrap ``inner`` so that the server only ever handles its update encrypted.
+
+    Args:
+        inner: The client that trains (e.g. a :class:`~fedloom.TorchClient`).
+        context: The shared *secret* TenSEAL CKKS context.
+    """
+
+    def __init__(self, inner: Client, *, context: Any) -> None:
+        if not context.is_private():
+            raise ConfigError("an HE client needs the secret context (secret.tenseal), not the public one")
+        self.inner = inner
+        self.context = context
+        self._template: Parameters | None = None
+
+    def get_parameters(self, config: Config) -> Parameters:
+        return self.inner.get_parameters(config)
+
+    def open(self, parameters: Parameters) -> Parameters:
+        """The plaintext model in ``parameters``: as is, or decrypted from the encrypted aggregate."""
+        if WEIGHT_KEY not in parameters:
+            return parameters
+        if self._template is None:
+            self._template = self.inner.get_parameters({})
+        weight = parameters[WEIGHT_KEY].reshape(-1)
+        if weight.size != 1 or not float(weight[0]) > 0:
+            raise ValidationError(f"{WEIGHT_KEY} must hold one positive total weight")
+        cipher = Parameters({k: v for k, v in parameters.items() if k != WEIGHT_KEY})
+        vector = decrypt_vector(self.context, cipher, self._template.num_elements) / float(weight[0])
+        return self._template.unflatten(vector)
+
+    def fit(self, parameters: Parameters, config: Config) -> FitRes:
+        res = self.inner.fit(self.open(parameters), config)
+        weight = float(res.num_examples) if bool(config.get(WEIGHTED_KEY, True)) else 1.0
+        cipher = encrypt_vector(self.context, weight * res.parameters.flatten())
+        return FitRes(Parameters(), res.num_examples, dict(res.metrics), {**res.extras, HE_EXTRA: cipher})
+
+    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
+        return self.inner.evaluate(self.open(parameters), config)
