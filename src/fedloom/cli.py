@@ -122,6 +122,27 @@ def data_cmd(config_path: str | None, **overrides: Any) -> None:
         click.echo(f"... {len(sim.splits) - len(shown)} more clients")
 
 
+@cli.command("he-keys")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory for secret.tenseal (clients) and public.tenseal (server).")
+@click.option("--poly-degree", type=int, default=8192, show_default=True,
+              help="CKKS polynomial degree (4096, 8192, 16384, 32768); a ciphertext holds half as many values.")
+@click.option("--scale", "scale_bits", type=int, default=40, show_default=True,
+              help="CKKS scale as a power of two, in bits.")
+def he_keys_cmd(out_dir: str, poly_degree: int, scale_bits: int) -> None:
+    """Generate CKKS keys for encrypted aggregation (--he).
+
+    secret.tenseal holds the secret key: give it to every client, never to the server (written with
+    mode 0600). public.tenseal has no secret, Galois or relinearization keys: it is all the server needs
+    to add ciphertexts.
+    """
+    from fedloom.privacy.he import write_keys
+
+    secret, public = write_keys(out_dir, poly_degree=poly_degree, scale_bits=scale_bits)
+    click.echo(f"clients (secret, keep private): {secret} ({secret.stat().st_size:,} bytes)")
+    click.echo(f"server (public only):           {public} ({public.stat().st_size:,} bytes)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning fedloom's deliberate errors into one clear line."""
     try:
