@@ -84,7 +84,9 @@ def sum_encrypted(context: Any, payloads: Sequence[Parameters], size: int) -> Pa
 def serialize_chunks(context: Any, chunks: Sequence[Any], size: int) -> Parameters:
     """Ciphertext objects back into a payload of uint8 arrays."""
     names = chunk_names(size, slot_count(context))
-    return Parameters({n: np.frombuffer(c.serialize(), dtype=np.uint8).copy() for n, c in zip(names, chunks, strict=True)})
+    return Parameters(
+        {n: np.frombuffer(c.serialize(), dtype=np.uint8).copy() for n, c in zip(names, chunks, strict=True)}
+    )
 
 
 def decrypt_vector(context: Any, payload: Parameters, size: int) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from fedloom.core.client import Client
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import Config, EvaluateRes, FitRes
