@@ -67,6 +67,8 @@ def run_cmd(config_path: str | None, **overrides: Any) -> None:
     final = summary["final"]
     if "accuracy" in final:
         click.echo(f"final accuracy: {final['accuracy']:.4f}")
+    elif "fed_accuracy" in final:  # e.g. HE runs: the server cannot evaluate centrally
+        click.echo(f"final federated accuracy: {final['fed_accuracy']:.4f}")
     if "loss" in final:
         click.echo(f"final loss: {final['loss']:.4f}")
     click.echo(f"run directory: {out}")
