@@ -15,17 +15,19 @@ from click.testing import CliRunner  # noqa: E402
 from fedloom import FitRes, Parameters, RunConfig, run_simulation  # noqa: E402
 from fedloom.cli import cli  # noqa: E402
 from fedloom.core.strategy import Failure  # noqa: E402
-from fedloom.errors import ConfigError  # noqa: E402
+from fedloom.errors import ConfigError, ValidationError  # noqa: E402
 from fedloom.privacy.he import (  # noqa: E402
     HE_EXTRA,
     HEClient,
     HEFedAvg,
     encrypt_vector,
+    key_id,
     load_context,
     make_context,
     public_bytes,
     read_keys,
     require_tenseal,
+    write_keys,
 )
 from fedloom.simulation import build_simulation  # noqa: E402
 
@@ -155,7 +157,35 @@ def test_he_keys_command_writes_secret_and_public_contexts(tmp_path):
     assert not secret.has_galois_keys() and not public.has_galois_keys()
     # A ciphertext from the client copy is readable with the server copy (same keys).
     payload = encrypt_vector(secret, np.arange(3.0))
-    assert HEClient(Fixed(Parameters({"x": np.zeros(3)}), 1), context=secret).open(
-        Parameters({"he.weight": np.array([2.0]), **payload}))["x"].round(6).tolist() == [0.0, 0.5, 1.0]
+    opened = HEClient(Fixed(Parameters({"x": np.zeros(3)}), 1), context=secret).open(
+        Parameters({"he.weight": np.array([2.0]), **payload}))
+    np.testing.assert_allclose(opened["x"], [0.0, 0.5, 1.0], atol=1e-5)
     cfg = RunConfig(dataset="iris", clients=3, he=True, he_keys=str(out), fraction_evaluate=1.0)
     assert not build_simulation(cfg).strategy.context.is_private()
+
+
+def test_aggregate_under_other_keys_is_refused_not_decrypted_to_garbage(contexts):
+    secret, public = contexts
+    other = make_context(poly_degree=8192, scale_bits=40)
+    params = Parameters({"w": np.ones(4, np.float32)})
+    strategy = HEFedAvg(context=public)
+    state = strategy.initialize(params)
+    strategy.aggregate_fit(state, 1, [("0", HEClient(Fixed(params, 1), context=secret).fit(params, {}))], [])
+    _, ins = strategy.configure_fit(state, 2, ["0"])[0]
+    assert ins.config["he_key_id"] == key_id(secret) == key_id(public)
+    with pytest.raises(ValidationError, match="encrypted under other keys"):
+        HEClient(Fixed(params, 1), context=other).fit(ins.parameters, ins.config)
+    with pytest.raises(ConfigError, match="resuming an HE run needs the keys"):
+        RunConfig(dataset="iris", he=True, fraction_evaluate=1.0, resume=True).validate()
+
+
+@pytest.mark.slow
+def test_he_run_resumes_from_checkpoint_with_its_keys(tmp_path):
+    write_keys(tmp_path / "keys", poly_degree=4096, scale_bits=30)
+    cfg = RunConfig(dataset="iris", model="logistic", clients=3, rounds=2, he=True, he_keys=str(tmp_path / "keys"),
+                    fraction_evaluate=1.0, progress=False)
+    run_simulation(cfg, checkpoint_path=tmp_path / "ck")
+    resumed = run_simulation(cfg.replace(rounds=4), checkpoint_path=tmp_path / "ck", resume=True)
+    straight = run_simulation(cfg.replace(rounds=4))
+    assert [h.round for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.final["fed_loss"] == pytest.approx(straight.final["fed_loss"], rel=1e-5)

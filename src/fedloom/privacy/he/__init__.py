@@ -10,6 +10,7 @@ from fedloom.privacy.he.ciphertext import decrypt_vector, encrypt_vector, load_c
 from fedloom.privacy.he.client import HE_EXTRA, HEClient
 from fedloom.privacy.he.context import (
     POLY_DEGREES,
+    key_id,
     load_context,
     make_context,
     public_bytes,
@@ -28,6 +29,7 @@ __all__ = [
     "HEFedAvg",
     "decrypt_vector",
     "encrypt_vector",
+    "key_id",
     "load_chunks",
     "load_context",
     "make_context",

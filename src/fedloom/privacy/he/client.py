@@ -17,14 +17,18 @@ from fedloom.core.parameters import Parameters
 from fedloom.core.types import Config, EvaluateRes, FitRes
 from fedloom.errors import ConfigError, ValidationError
 from fedloom.privacy.he.ciphertext import decrypt_vector, encrypt_vector
+from fedloom.privacy.he.context import key_id
 
-__all__ = ["HEClient", "HE_EXTRA", "WEIGHT_KEY", "WEIGHTED_KEY"]
+__all__ = ["HEClient", "HE_EXTRA", "KEY_ID_KEY", "WEIGHT_KEY", "WEIGHTED_KEY"]
 
 HE_EXTRA = "he"
 """Name of the client's ciphertext payload in ``FitRes.extras``."""
 
 WEIGHT_KEY = "he.weight"
 """Array with the total weight of the encrypted aggregate, broadcast beside its ciphertexts."""
+
+KEY_ID_KEY = "he_key_id"
+"""Config key: fingerprint of the keys the server's aggregate is encrypted under."""
 
 WEIGHTED_KEY = "he_weighted"
 """Config key: weight the update by the number of examples (else by one)."""
@@ -36,22 +40,38 @@ class HEClient(Client):
     Args:
         inner: The client that trains (e.g. a :class:`~fedloom.TorchClient`).
         context: The shared *secret* TenSEAL CKKS context.
+        key_fingerprint: ``key_id(context)`` if already known (computed on first use otherwise).
     """
 
-    def __init__(self, inner: Client, *, context: Any) -> None:
+    def __init__(self, inner: Client, *, context: Any, key_fingerprint: str | None = None) -> None:
         if not context.is_private():
             raise ConfigError("an HE client needs the secret context (secret.tenseal), not the public one")
         self.inner = inner
         self.context = context
         self._template: Parameters | None = None
+        self._key_id = key_fingerprint
 
     def get_parameters(self, config: Config) -> Parameters:
         return self.inner.get_parameters(config)
 
-    def open(self, parameters: Parameters) -> Parameters:
-        """The plaintext model in ``parameters``: as is, or decrypted from the encrypted aggregate."""
+    def open(self, parameters: Parameters, config: Config | None = None) -> Parameters:
+        """The plaintext model in ``parameters``: as is, or decrypted from the encrypted aggregate.
+
+        Raises:
+            ValidationError: the aggregate is encrypted under other keys (``config["he_key_id"]``
+                differs: decrypting would give garbage, not an error) or is malformed.
+        """
         if WEIGHT_KEY not in parameters:
             return parameters
+        theirs = (config or {}).get(KEY_ID_KEY)
+        if theirs is not None:
+            if self._key_id is None:
+                self._key_id = key_id(self.context)
+            if theirs != self._key_id:
+                raise ValidationError(
+                    f"the global model is encrypted under other keys (key id {theirs}, ours {self._key_id}); "
+                    "server and clients must use the same `fedloom he-keys` output"
+                )
         if self._template is None:
             self._template = self.inner.get_parameters({})
         weight = parameters[WEIGHT_KEY].reshape(-1)
@@ -62,10 +82,10 @@ class HEClient(Client):
         return self._template.unflatten(vector)
 
     def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        res = self.inner.fit(self.open(parameters), config)
+        res = self.inner.fit(self.open(parameters, config), config)
         weight = float(res.num_examples) if bool(config.get(WEIGHTED_KEY, True)) else 1.0
         cipher = encrypt_vector(self.context, weight * res.parameters.flatten())
         return FitRes(Parameters(), res.num_examples, dict(res.metrics), {**res.extras, HE_EXTRA: cipher})
 
     def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
-        return self.inner.evaluate(self.open(parameters), config)
+        return self.inner.evaluate(self.open(parameters, config), config)

@@ -19,6 +19,7 @@ deserializers (never pickle).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +37,7 @@ __all__ = [
     "write_keys",
     "read_keys",
     "slot_count",
+    "key_id",
     "scale_bits_range",
 ]
 
@@ -100,6 +102,11 @@ def load_context(data: bytes) -> Any:
         return ts.context_from(bytes(data))
     except Exception as exc:
         raise ValidationError(f"not a TenSEAL context: {exc}") from exc
+
+
+def key_id(context: Any) -> str:
+    """A short fingerprint of the context's public part: equal for a secret context and its public copy."""
+    return hashlib.sha256(public_bytes(context)).hexdigest()[:16]
 
 
 def slot_count(context: Any) -> int:

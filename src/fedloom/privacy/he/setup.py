@@ -10,6 +10,7 @@ from fedloom.errors import ConfigError
 from fedloom.privacy.he.client import HEClient
 from fedloom.privacy.he.context import (
     POLY_DEGREES,
+    key_id,
     load_context,
     make_context,
     public_bytes,
@@ -55,6 +56,9 @@ def check_he(cfg: RunConfig) -> None:
                           "ciphertexts are not compressible that way (use --compression none)")
     if getattr(cfg, "secagg", False):
         raise ConfigError("--he and secure aggregation both hide updates from the server; choose one")
+    if cfg.resume and not cfg.he_keys:
+        raise ConfigError("resuming an HE run needs the keys it was encrypted under: create them with "
+                          "`fedloom he-keys --out DIR` and pass --he-keys DIR (fresh keys cannot decrypt it)")
     if cfg.fraction_evaluate <= 0:
         raise ConfigError("--he needs federated evaluation (--fraction-evaluate > 0): the server never "
                           "holds the plaintext model, so it cannot evaluate centrally")
@@ -73,8 +77,9 @@ def apply_he(sim: Simulation, common: dict[str, Any]) -> None:
     kwargs = {k: v for k, v in common.items() if k not in ("evaluate_fn", "aggregator")}
     sim.strategy = HEFedAvg(context=public, **kwargs)
     inner_fn = sim.client_fn
+    fingerprint = key_id(secret)
 
     def client_fn(cid: ClientId) -> Client:
-        return HEClient(inner_fn(cid), context=secret)
+        return HEClient(inner_fn(cid), context=secret, key_fingerprint=fingerprint)
 
     sim.client_fn = client_fn

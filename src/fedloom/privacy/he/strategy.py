@@ -25,7 +25,8 @@ from fedloom.core.strategy import Failure, ServerState, sample_clients, weighted
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.privacy.he.ciphertext import load_chunks, serialize_chunks
-from fedloom.privacy.he.client import HE_EXTRA, WEIGHT_KEY, WEIGHTED_KEY
+from fedloom.privacy.he.client import HE_EXTRA, KEY_ID_KEY, WEIGHT_KEY, WEIGHTED_KEY
+from fedloom.privacy.he.context import key_id
 from fedloom.strategies.fedavg import FedAvg
 
 __all__ = ["HEFedAvg"]
@@ -55,6 +56,7 @@ class HEFedAvg(FedAvg):
         kwargs.pop("evaluate_fn", None)
         super().__init__(**kwargs)
         self.context = context
+        self.key_id = key_id(context)
 
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
         state = super().initialize(Parameters(), seed=seed)
@@ -70,7 +72,7 @@ class HEFedAvg(FedAvg):
         return Parameters({WEIGHT_KEY: weight, **state.buffers[GLOBAL]})
 
     def round_fit_config(self, state: ServerState, rnd: int) -> Config:
-        return {**super().round_fit_config(state, rnd), WEIGHTED_KEY: self.weighted}
+        return {**super().round_fit_config(state, rnd), WEIGHTED_KEY: self.weighted, KEY_ID_KEY: self.key_id}
 
     def configure_fit(
         self, state: ServerState, rnd: int, clients: Sequence[ClientId]
@@ -121,7 +123,7 @@ class HEFedAvg(FedAvg):
         k = min(self.min_evaluate_clients, len(clients))
         chosen = sample_clients(state.rng, clients, self.fraction_evaluate, k)
         payload = self.global_payload(state)
-        return [(cid, EvaluateIns(payload, {})) for cid in chosen]
+        return [(cid, EvaluateIns(payload, {KEY_ID_KEY: self.key_id})) for cid in chosen]
 
     def evaluate(self, state: ServerState, rnd: int) -> EvaluateRes | None:
         return None
