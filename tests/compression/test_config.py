@@ -30,6 +30,9 @@ def test_compression_with_secure_aggregation_is_refused():
     cfg.compression = "none"
     cfg.compress_broadcast = True  # server-to-client compression is fine
     cfg.validate()
+    off = RunConfig(compression="q8")
+    off.secagg = "none"
+    off.validate()
 
 
 def test_cli_rejects_unknown_compression(capsys):

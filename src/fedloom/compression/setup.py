@@ -13,7 +13,16 @@ if TYPE_CHECKING:
     from fedloom.config import RunConfig
     from fedloom.simulation import Simulation
 
-__all__ = ["apply_compression", "check_compression"]
+__all__ = ["apply_compression", "check_compression", "secure_aggregation_enabled"]
+
+# Config fields that may switch on secure aggregation (added by the SecAgg+ work), and their "off" values.
+_SECAGG_FIELDS = ("secagg", "secure_aggregation")
+_OFF = (None, False, 0, "", "none", "off")
+
+
+def secure_aggregation_enabled(cfg: RunConfig) -> bool:
+    """Whether the configuration asks for secure aggregation (whatever its field is called)."""
+    return any(getattr(cfg, name, None) not in _OFF for name in _SECAGG_FIELDS)
 
 
 def check_compression(cfg: RunConfig) -> None:
@@ -30,7 +39,7 @@ def check_compression(cfg: RunConfig) -> None:
         raise ConfigError(f"topk_fraction must be in (0, 1], got {cfg.topk_fraction}")
     if cfg.quant_block < 0:
         raise ConfigError(f"quant_block must be >= 0 (0 = one scale per tensor), got {cfg.quant_block}")
-    if cfg.compression != "none" and getattr(cfg, "secagg", False):
+    if cfg.compression != "none" and secure_aggregation_enabled(cfg):
         raise ConfigError(
             f"--compression {cfg.compression} cannot be combined with secure aggregation: SecAgg+ "
             "already quantizes updates into its ring (that is its compression); use --compression none"

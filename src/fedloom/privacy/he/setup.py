@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fedloom.compression.setup import secure_aggregation_enabled
 from fedloom.core.client import Client
 from fedloom.core.types import ClientId
 from fedloom.errors import ConfigError
@@ -54,7 +55,7 @@ def check_he(cfg: RunConfig) -> None:
     if cfg.compression != "none" or cfg.compress_broadcast:
         raise ConfigError("--he cannot be combined with --compression or --compress-broadcast: "
                           "ciphertexts are not compressible that way (use --compression none)")
-    if getattr(cfg, "secagg", False):
+    if secure_aggregation_enabled(cfg):
         raise ConfigError("--he and secure aggregation both hide updates from the server; choose one")
     if cfg.resume and not cfg.he_keys:
         raise ConfigError("resuming an HE run needs the keys it was encrypted under: create them with "
