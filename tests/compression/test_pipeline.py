@@ -111,3 +111,25 @@ def test_round_fails_over_to_valid_clients(codec):
                       codec=UpdateCodec(codec))
     assert result.final["fit_clients"] == 1
     assert result.final["fit_failures"] == 1
+
+
+def test_decoded_updates_reach_custom_aggregators_and_server_optimizers_unchanged():
+    seen = []
+
+    def median(updates, weights):  # a robust aggregator: sees decoded float64 update vectors
+        seen.append([u.copy() for u in updates])
+        return np.median(np.stack(updates), axis=0)
+
+    class ServerMomentum(FedAvg):  # a server optimizer: overrides server_update only
+        def server_update(self, state, rnd, delta):
+            super().server_update(state, rnd, 2.0 * delta)
+
+    shifts = {"0": [1, 1, 1, 1], "1": [2, 2, 2, 2], "2": [100, 100, 100, 100]}
+    codec = TopK(fraction=1.0)  # lossless up to float32: exact numbers
+    result = simulate(
+        lambda cid: CompressedClient(ShiftClient(_shift(shifts[cid], [0, 0])), codec=codec),
+        num_clients=3, strategy=ServerMomentum(aggregator=median), rounds=1, initial_parameters=GLOBAL,
+        codec=UpdateCodec(codec),
+    )
+    np.testing.assert_allclose(seen[0][2], [100, 100, 100, 100, 0, 0])
+    np.testing.assert_allclose(result.parameters["w"], 4.0)  # 2 x median shift of 2
