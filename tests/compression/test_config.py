@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from fedloom import RunConfig
@@ -60,3 +61,18 @@ def test_bytes_plot_falls_back_to_federated_accuracy(tmp_path):
                {"round": 2, "fed_accuracy": 0.7, "bytes_up": 10.0, "bytes_down": 20.0}]
     written = write_plots(history, tmp_path)
     assert tmp_path / "accuracy_vs_bytes.png" in written
+
+
+def test_broadcast_only_compression_keeps_the_server_model_in_full_precision():
+    from fedloom.simulation import run_simulation
+
+    cfg = RunConfig(dataset="iris", model="logistic", clients=3, rounds=2, progress=False)
+    plain, half = run_simulation(cfg), run_simulation(cfg.replace(compress_broadcast=True))
+    assert half.final["bytes_down"] == plain.final["bytes_down"] / 2
+    assert half.final["bytes_up"] == plain.final["bytes_up"]
+    # Clients train from the float16 model, but the server adds their updates to its float32 model:
+    # the result is close to plain FedAvg, not rounded to float16.
+    diff = np.abs(half.parameters.flatten() - plain.parameters.flatten())
+    assert 0 < diff.max() < 1e-2
+    rounded = half.parameters.flatten().astype(np.float16).astype(np.float64)
+    assert np.abs(half.parameters.flatten() - rounded).max() > 0

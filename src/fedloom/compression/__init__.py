@@ -18,7 +18,7 @@ from fedloom.compression.client import RESIDUAL_KEY, CompressedClient, widen_flo
 from fedloom.compression.fp16 import Float16Codec, to_float16
 from fedloom.compression.quantize import StochasticQuantizer
 from fedloom.compression.topk import TopK
-from fedloom.compression.wire import UpdateCodec
+from fedloom.compression.wire import Float32Codec, UpdateCodec
 from fedloom.errors import ConfigError
 
 COMPRESSIONS: tuple[str, ...] = ("none", "fp16", "q8", "q4", "topk")
@@ -44,6 +44,7 @@ __all__ = [
     "Codec",
     "CompressedClient",
     "Float16Codec",
+    "Float32Codec",
     "StochasticQuantizer",
     "TopK",
     "UpdateCodec",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fedloom.compression import COMPRESSIONS, CompressedClient, UpdateCodec, make_codec
+from fedloom.compression.base import Codec
+from fedloom.compression.wire import Float32Codec
 from fedloom.core.client import Client
 from fedloom.core.types import ClientId
 from fedloom.errors import ConfigError
@@ -49,12 +51,12 @@ def check_compression(cfg: RunConfig) -> None:
 def apply_compression(sim: Simulation) -> None:
     """Wrap the simulation's clients in :class:`CompressedClient` and set the loop's decoder."""
     cfg = sim.config
-    codec = make_codec(cfg.compression, topk_fraction=cfg.topk_fraction, quant_block=cfg.quant_block)
+    codec: Codec | None = make_codec(cfg.compression, topk_fraction=cfg.topk_fraction, quant_block=cfg.quant_block)
     if codec is None and not cfg.compress_broadcast:
         return
+    if codec is None:  # float16 broadcast only: updates go back in float32, taken against what was received
+        codec = Float32Codec()
     sim.codec = UpdateCodec(codec, compress_broadcast=cfg.compress_broadcast)
-    if codec is None:
-        return  # float16 broadcast only: TorchClient loads float16 arrays into float32 weights
     inner_fn = sim.client_fn
 
     def client_fn(cid: ClientId) -> Client:

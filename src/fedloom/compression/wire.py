@@ -14,12 +14,41 @@ import dataclasses
 
 import numpy as np
 
-from fedloom.compression.base import Codec
+from fedloom.compression.base import Codec, check_payload_names
 from fedloom.compression.fp16 import to_float16
-from fedloom.core.parameters import Parameters
+from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.types import FitRes
+from fedloom.errors import ValidationError
 
-__all__ = ["UpdateCodec"]
+__all__ = ["UpdateCodec", "Float32Codec"]
+
+
+class Float32Codec:
+    """No compression: the update in float32, same names and shapes.
+
+    Used when only the broadcast is compressed, so that clients still send their update against the
+    float16 model they received and the server adds it to its full-precision model.
+    """
+
+    name = "float32"
+
+    def encode(self, update: Parameters, *, rng: np.random.Generator) -> Parameters:
+        return Parameters({k: np.asarray(v, dtype=np.float32) for k, v in update.items()})
+
+    def decode(self, payload: Parameters, spec: ParamSpec) -> Parameters:
+        check_payload_names(payload, spec, self.name)
+        out: dict[str, np.ndarray] = {}
+        for name, want in spec.items():
+            arr = payload[name]
+            if arr.dtype != np.float32 or tuple(arr.shape) != want.shape:
+                raise ValidationError(f"{name!r}: expected float32{list(want.shape)}, got {arr.dtype}{list(arr.shape)}")
+            if not np.isfinite(arr).all():
+                raise ValidationError(f"{name!r}: contains NaN or infinite values")
+            out[name] = arr.astype(np.float64)
+        return Parameters(out)
+
+    def __repr__(self) -> str:
+        return "Float32Codec()"
 
 
 class UpdateCodec:
