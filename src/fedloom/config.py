@@ -47,7 +47,7 @@ class RunConfig:
     hidden: int = opt(128, "Hidden units of the built-in mlp.")
     local_epochs: int = opt(1, "Local epochs per round.")
     batch_size: int = opt(16, "Local minibatch size.")
-    lr: float = opt(0.05, "Client learning rate.")
+    lr: float = opt(0.1, "Client learning rate.")
     optimizer: str = opt("sgd", "Client optimizer: sgd or adam.")
     momentum: float = opt(0.0, "SGD momentum of the client optimizer.")
     # -- federation -------------------------------------------------------------------------

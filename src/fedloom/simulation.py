@@ -23,13 +23,13 @@ from fedloom.core.client import Client, ClientFn
 from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import Strategy
-from fedloom.core.types import ClientId, EvaluateRes
+from fedloom.core.types import ClientId
 from fedloom.data import Dataset, load_dataset, partition
 from fedloom.engine import FederatedLoop, RoundCodec, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
-from fedloom.strategies import build_strategy
-from fedloom.torch import TorchClient, evaluate_model, module_parameters
+from fedloom.strategies import CentralEvaluateFn, build_strategy
+from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
 from fedloom.torch.training import TensorData
 
 __all__ = ["Simulation", "build_simulation", "run_simulation", "simulate", "make_pool"]
@@ -157,26 +157,11 @@ def _never(cid: ClientId) -> Client:
     raise RuntimeError("client_fn used before build_simulation finished")
 
 
-def central_evaluate_fn(sim: Simulation):  # noqa: ANN201 - returns a CentralEvaluateFn
+def central_evaluate_fn(sim: Simulation) -> CentralEvaluateFn:
     """Evaluate global parameters on the server's held-out test set."""
     ds = sim.dataset
-    model = sim.model()
-    data = TensorData(torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test))
-    loss_fn = nn.CrossEntropyLoss() if ds.task == "classification" else nn.MSELoss()
-
-    def evaluate(parameters: Parameters) -> EvaluateRes:
-        from fedloom.torch import load_parameters
-
-        load_parameters(model, parameters)
-        if ds.task == "regression":
-            out_loss, n, metrics = evaluate_model(
-                model, data, loss_fn=lambda o, t: loss_fn(o.reshape(t.shape), t), task=ds.task
-            )
-        else:
-            out_loss, n, metrics = evaluate_model(model, data, loss_fn=loss_fn, task=ds.task)
-        return EvaluateRes(out_loss, n, dict(metrics))
-
-    return evaluate
+    test = TensorData(torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test))
+    return make_evaluate_fn(sim.model, test, task=ds.task)
 
 
 def _common_strategy_kwargs(cfg: RunConfig, sim: Simulation) -> dict:

@@ -151,25 +151,35 @@ class Parameters(Mapping[str, np.ndarray]):
                     f"supported: {sorted(SUPPORTED_DTYPES)}"
                 )
             arrays[name] = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
-        return bytes(_st_save(arrays, metadata={_ORDER_KEY: json.dumps(list(arrays))}))
+        # safetensors does not keep 0-d shapes, so the exact shapes travel in our metadata too.
+        layout = [[name, list(arr.shape)] for name, arr in self._arrays.items()]
+        return bytes(_st_save(arrays, metadata={_ORDER_KEY: json.dumps(layout)}))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Parameters:
         """Parse safetensors bytes produced by :meth:`to_bytes`; malformed input raises ``ValidationError``."""
         try:
             arrays = _st_load(bytes(data))
-            order = _read_order(data)
+            layout = _read_layout(data)
         except ValidationError:
             raise
         except Exception as exc:  # safetensors raises its own error types for malformed headers
             raise ValidationError(f"malformed parameter payload: {exc}") from exc
-        if order is None or sorted(order) != sorted(arrays):
-            order = list(arrays)
-        return cls({name: arrays[name] for name in order})
+        if layout is None:
+            return cls(arrays)
+        if sorted(name for name, _ in layout) != sorted(arrays):
+            raise ValidationError("malformed parameter payload: layout metadata does not match the tensors")
+        out: dict[str, np.ndarray] = {}
+        for name, shape in layout:
+            arr = arrays[name]
+            if int(np.prod(shape)) != arr.size:
+                raise ValidationError(f"malformed parameter payload: {name!r} has {arr.size} elements, not {shape}")
+            out[name] = arr.reshape(shape)
+        return cls(out)
 
 
-def _read_order(data: bytes) -> list[str] | None:
-    """Read our order list from the safetensors header's ``__metadata__``."""
+def _read_layout(data: bytes) -> list[tuple[str, tuple[int, ...]]] | None:
+    """Read our ``[name, shape]`` list (order and exact shapes) from the header's ``__metadata__``."""
     if len(data) < 8:
         raise ValidationError("malformed parameter payload: shorter than its header length")
     header_len = int.from_bytes(data[:8], "little")
@@ -180,7 +190,8 @@ def _read_order(data: bytes) -> list[str] | None:
     raw = meta.get(_ORDER_KEY)
     if raw is None:
         return None
-    order = json.loads(raw)
-    if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
-        raise ValidationError("malformed parameter payload: bad order metadata")
-    return order
+    layout = json.loads(raw)
+    try:
+        return [(str(name), tuple(int(d) for d in shape)) for name, shape in layout]
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("malformed parameter payload: bad layout metadata") from exc

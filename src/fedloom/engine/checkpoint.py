@@ -31,13 +31,13 @@ def save_checkpoint(path: str | Path, state: ServerState, extra: dict[str, Any] 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, np.ndarray] = {}
-    layout: dict[str, list[str]] = {"parameters": state.parameters.names}
-    for name, arr in state.parameters.items():
-        tensors[f"parameters{_SEP}{name}"] = np.ascontiguousarray(arr)
-    for group, params in state.buffers.items():
-        layout[f"buffer:{group}"] = params.names
+    layout: dict[str, list[tuple[str, list[int]]]] = {}
+    groups = {"parameters": state.parameters, **{f"buffer:{g}": p for g, p in state.buffers.items()}}
+    for prefix, params in groups.items():
+        # exact shapes are kept in the layout: safetensors stores 0-d arrays as shape (1,)
+        layout[prefix] = [(name, list(arr.shape)) for name, arr in params.items()]
         for name, arr in params.items():
-            tensors[f"buffer:{group}{_SEP}{name}"] = np.ascontiguousarray(arr)
+            tensors[f"{prefix}{_SEP}{name}"] = np.ascontiguousarray(arr)
     meta = {
         "round": state.round,
         "rng": state.rng.bit_generator.state,
@@ -72,8 +72,8 @@ def load_checkpoint(path: str | Path) -> tuple[ServerState, dict[str, Any]]:
     meta = json.loads(raw)
     tensors = load_file(str(path))
 
-    def group(prefix: str, names: list[str]) -> Parameters:
-        return Parameters({n: tensors[f"{prefix}{_SEP}{n}"] for n in names})
+    def group(prefix: str, entries: list[tuple[str, list[int]]]) -> Parameters:
+        return Parameters({n: tensors[f"{prefix}{_SEP}{n}"].reshape(shape) for n, shape in entries})
 
     layout = meta["layout"]
     bit_gen = getattr(np.random, meta.get("rng_kind", "PCG64"))()

@@ -1,6 +1,6 @@
 """PyTorch glue: TorchClient, local training loops, module <-> Parameters."""
 
-from fedloom.torch.client import OptimizerFn, TorchClient
+from fedloom.torch.client import OptimizerFn, TorchClient, default_loss, make_evaluate_fn
 from fedloom.torch.params import load_parameters, module_parameters
 from fedloom.torch.training import TensorData, evaluate_model, train_epochs
 
@@ -8,8 +8,10 @@ __all__ = [
     "OptimizerFn",
     "TensorData",
     "TorchClient",
+    "default_loss",
     "evaluate_model",
     "load_parameters",
+    "make_evaluate_fn",
     "module_parameters",
     "train_epochs",
 ]

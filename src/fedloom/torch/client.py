@@ -25,7 +25,7 @@ from fedloom.core.types import Config, EvaluateRes, FitRes
 from fedloom.torch.params import load_parameters, module_parameters
 from fedloom.torch.training import TensorData, as_tensor_data, evaluate_model, num_examples, train_epochs
 
-__all__ = ["TorchClient", "OptimizerFn"]
+__all__ = ["TorchClient", "OptimizerFn", "make_evaluate_fn", "default_loss"]
 
 OptimizerFn = Callable[[list[nn.Parameter], float], torch.optim.Optimizer]
 """Builds an optimizer from the model's parameters and a learning rate."""
@@ -78,7 +78,7 @@ class TorchClient(Client):
         self.train_data: TensorData | DataLoader = as_tensor_data(train_data)
         self.test_data = as_tensor_data(test_data) if test_data is not None else None
         self.task = task
-        self.loss_fn = loss_fn or (nn.CrossEntropyLoss() if task == "classification" else _mse)
+        self.loss_fn = loss_fn or default_loss(task)
         self.optimizer_fn = optimizer_fn or _sgd
         self.local_epochs = local_epochs
         self.batch_size = batch_size
@@ -136,3 +136,34 @@ class TorchClient(Client):
 
 def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.mse_loss(output.reshape(target.shape), target)
+
+
+def default_loss(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy for classification, mean squared error for regression."""
+    return nn.CrossEntropyLoss() if task == "classification" else _mse
+
+
+def make_evaluate_fn(
+    model_fn: Callable[[], nn.Module],
+    test_data: object,
+    *,
+    task: str = "classification",
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> Callable[[Parameters], EvaluateRes]:
+    """Central evaluation for a strategy's ``evaluate_fn``: global parameters on server-held data.
+
+    Example:
+        >>> fn = make_evaluate_fn(lambda: nn.Linear(4, 2), (torch.randn(8, 4), torch.zeros(8, dtype=torch.long)))
+        >>> fn(module_parameters(nn.Linear(4, 2))).num_examples
+        8
+    """
+    model = model_fn()
+    data = as_tensor_data(test_data)
+    loss = loss_fn or default_loss(task)
+
+    def evaluate(parameters: Parameters) -> EvaluateRes:
+        load_parameters(model, parameters)
+        value, n, metrics = evaluate_model(model, data, loss_fn=loss, task=task)
+        return EvaluateRes(value, n, dict(metrics))
+
+    return evaluate

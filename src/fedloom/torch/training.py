@@ -105,7 +105,7 @@ def train_epochs(
 @torch.no_grad()
 def evaluate_model(
     model: nn.Module,
-    data: TensorData | DataLoader,
+    data: TensorData | DataLoader | tuple,
     *,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     task: str,
@@ -113,6 +113,7 @@ def evaluate_model(
     device: torch.device | str = "cpu",
 ) -> tuple[float, int, dict[str, float]]:
     """Mean loss, example count and metrics (``accuracy`` for classification)."""
+    data = as_tensor_data(data)
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     for xb, yb in _iterate(data, batch_size, None):

@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from fedloom import FedAvg, Parameters, simulate
+from fedloom.core import EvaluateRes, FitRes
+from fedloom.core.strategy import Failure, sample_clients
+from fedloom.errors import ConfigError, RoundFailedError
+
+GLOBAL = Parameters({"w": np.array([0.0, 0.0]), "b": np.array([1.0])})
+
+
+def fit_results(*rows):
+    return [(str(i), FitRes(Parameters({"w": np.array(w), "b": np.array([b])}), n, {"train_loss": loss}))
+            for i, (w, b, n, loss) in enumerate(rows)]
+
+
+def test_weighted_mean_by_hand():
+    # Prepare: 3 clients with 1, 2 and 3 examples.
+    strategy = FedAvg()
+    state = strategy.initialize(GLOBAL)
+    results = fit_results(([1.0, 2.0], 0.0, 1, 0.5), ([4.0, -2.0], 3.0, 2, 1.0), ([0.0, 6.0], 6.0, 3, 2.0))
+    # Execute
+    metrics = strategy.aggregate_fit(state, 1, results, [])
+    # Assert: (1*1 + 2*4 + 3*0)/6 = 1.5; (1*2 + 2*-2 + 3*6)/6 = 16/6; b: (0 + 6 + 18)/6 = 4
+    np.testing.assert_allclose(state.parameters["w"], [1.5, 16 / 6], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(state.parameters["b"], [4.0], rtol=0, atol=1e-12)
+    assert metrics["train_loss"] == pytest.approx((0.5 + 2.0 + 6.0) / 6)
+    assert metrics["fit_clients"] == 3
+
+
+def test_unweighted_mean_by_hand():
+    strategy = FedAvg(weighted=False)
+    state = strategy.initialize(GLOBAL)
+    strategy.aggregate_fit(state, 1, fit_results(([1.0, 2.0], 0.0, 1, 0), ([4.0, -2.0], 3.0, 9, 0)), [])
+    np.testing.assert_allclose(state.parameters["w"], [2.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(state.parameters["b"], [1.5], atol=1e-12)
+
+
+def test_keeps_dtypes_of_global_model():
+    glob = Parameters({"w": np.zeros(2, np.float32), "n": np.array(0, np.int64)})
+    strategy = FedAvg()
+    state = strategy.initialize(glob)
+    res = [("0", FitRes(Parameters({"w": np.ones(2, np.float32), "n": np.array(4, np.int64)}), 1)),
+           ("1", FitRes(Parameters({"w": np.full(2, 3, np.float32), "n": np.array(5, np.int64)}), 1))]
+    strategy.aggregate_fit(state, 1, res, [])
+    assert state.parameters["w"].dtype == np.float32 and state.parameters["n"].dtype == np.int64
+    np.testing.assert_array_equal(state.parameters["w"], [2, 2])
+    assert int(state.parameters["n"]) in (4, 5)  # 4.5 rounds to even
+
+
+def test_too_few_results_fail_the_round():
+    strategy = FedAvg(min_fit_results=2)
+    state = strategy.initialize(GLOBAL)
+    with pytest.raises(RoundFailedError, match="1 valid results, 2 needed"):
+        strategy.aggregate_fit(state, 1, fit_results(([1.0, 2.0], 0.0, 1, 0)), [Failure("1", "crashed")])
+
+
+@pytest.mark.parametrize(("n", "fraction", "minimum", "expected"), [(10, 0.3, 1, 3), (10, 0.01, 2, 2), (10, 1.0, 1, 10),
+                                                                      (7, 0.5, 1, 4)])
+def test_sampling_size(n, fraction, minimum, expected):
+    rng = np.random.default_rng(0)
+    chosen = sample_clients(rng, [str(i) for i in range(n)], fraction, minimum)
+    assert len(chosen) == expected == len(set(chosen))
+
+
+def test_sampling_is_seeded_and_needs_enough_clients():
+    ids = [str(i) for i in range(100)]
+    a = sample_clients(np.random.default_rng(5), ids, 0.1, 1)
+    b = sample_clients(np.random.default_rng(5), ids, 0.1, 1)
+    assert a == b
+    with pytest.raises(RoundFailedError, match="at least 3"):
+        sample_clients(np.random.default_rng(0), ["0", "1"], 1.0, 3)
+
+
+def test_federated_evaluation_is_example_weighted():
+    strategy = FedAvg()
+    state = strategy.initialize(GLOBAL)
+    out = strategy.aggregate_evaluate(state, 1, [("0", EvaluateRes(1.0, 1, {"accuracy": 0.0})),
+                                                 ("1", EvaluateRes(4.0, 3, {"accuracy": 1.0}))], [])
+    assert out["loss"] == pytest.approx(13 / 4) and out["accuracy"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("kwargs", [{"fraction_fit": 0.0}, {"fraction_fit": 1.5}, {"min_fit_clients": 0},
+                                    {"fraction_evaluate": -0.1}])
+def test_invalid_hyperparameters(kwargs):
+    with pytest.raises(ConfigError):
+        FedAvg(**kwargs)
+
+
+def test_simulate_end_to_end_with_failing_and_nan_clients(fixed_client_cls):
+    # Client 2 raises, client 3 sends NaN: both are failures; the others are averaged.
+    def client_fn(cid):
+        if cid == "2":
+            raise RuntimeError("disk on fire")
+        value = np.nan if cid == "3" else float(cid)
+        return fixed_client_cls({"w": np.array([value, value]), "b": np.array([value])}, num_examples=1)
+
+    result = simulate(client_fn, num_clients=4, strategy=FedAvg(), rounds=1, initial_parameters=GLOBAL)
+    np.testing.assert_allclose(result.parameters["w"], [0.5, 0.5])
+    assert result.history[0].metrics["fit_failures"] == 2
