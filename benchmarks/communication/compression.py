@@ -43,15 +43,23 @@ def serialized_size(changes: dict[str, Any], params: Parameters) -> int:
     return len(payload.to_bytes())
 
 
-def run(*, quick: bool) -> list[dict[str, Any]]:
+def run(*, quick: bool, only: list[str] | None = None) -> list[dict[str, Any]]:
     cfg = base_config(quick=quick)
     rows = []
+    reference: np.ndarray | None = None
     for name, changes in CODECS.items():
+        if only and name not in only:
+            continue
         start = time.perf_counter()
         result = run_simulation(cfg.replace(**changes))
         wall = time.perf_counter() - start
         history = [h.metrics for h in result.history]
         up = np.cumsum([m["bytes_up"] for m in history])
+        final_vec = result.parameters.flatten()
+        if name == "none":
+            reference = final_vec
+        distance = None if reference is None else float(
+            np.linalg.norm(final_vec - reference) / np.linalg.norm(reference))
         rows.append({
             "codec": name,
             "config": changes,
@@ -61,12 +69,15 @@ def run(*, quick: bool) -> list[dict[str, Any]]:
             "serialized_bytes_per_client": serialized_size(changes, result.parameters),
             "mb_up_total": float(up[-1]) / 1e6,
             "final_accuracy": history[-1]["accuracy"],
+            "final_loss": history[-1]["loss"],
+            "rel_distance_to_uncompressed": distance,
             "best_accuracy": max(m["accuracy"] for m in history if "accuracy" in m),
             "curve": [(float(up[i]) / 1e6, m["accuracy"]) for i, m in enumerate(history) if "accuracy" in m],
             "wall_s": wall,
         })
         print(f"  {name:22s} {rows[-1]['bytes_up_per_client']:>8.0f} B/client  "
-              f"acc {rows[-1]['final_accuracy']:.3f}  {wall:.1f}s", flush=True)
+              f"acc {rows[-1]['final_accuracy']:.3f}  loss {rows[-1]['final_loss']:.4f}  "
+              f"dist {distance}  {wall:.1f}s", flush=True)
     return rows
 
 

@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--skip-he", action="store_true")
     parser.add_argument("--skip-compression", action="store_true")
     parser.add_argument("--out", default=str(HERE), help="where results.json and the plot go")
+    parser.add_argument("--codecs", default="", help="comma-separated subset of the codec rows to run")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -27,7 +28,7 @@ def main() -> None:
     results: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick, "torch": torch.__version__}
     if not args.skip_compression:
         print("compression: digits, 100 clients", flush=True)
-        rows = compression.run(quick=args.quick)
+        rows = compression.run(quick=args.quick, only=[c for c in args.codecs.split(",") if c] or None)
         results["compression"] = rows
         compression.plot(rows, str(out / "accuracy_vs_mb.png"))
         print(compression.table(rows))
