@@ -133,3 +133,18 @@ def test_decoded_updates_reach_custom_aggregators_and_server_optimizers_unchange
     )
     np.testing.assert_allclose(seen[0][2], [100, 100, 100, 100, 0, 0])
     np.testing.assert_allclose(result.parameters["w"], 4.0)  # 2 x median shift of 2
+
+
+def test_task_extras_reach_the_inner_client_and_its_extras_come_back():
+    from fedloom import FitIns
+
+    class NeedsExtras(ShiftClient):  # e.g. a SCAFFOLD client reading the server's control variate
+        def fit_task(self, ins):
+            res = self.fit(ins.parameters, ins.config)
+            res.extras = {"control": Parameters({"c": ins.extras["control"]["c"] * 2})}
+            return res
+
+    client = CompressedClient(NeedsExtras(_shift([1, 0, 0, 0], [0, 0])), codec=TopK(fraction=0.5))
+    res = client.fit_task(FitIns(GLOBAL, {}, extras={"control": Parameters({"c": np.ones(2)})}))
+    assert res.extras["control"]["c"].tolist() == [2.0, 2.0]
+    assert res.parameters.names == ["topk::indices", "topk::values"]

@@ -12,7 +12,7 @@ pytest.importorskip("tenseal")
 
 from click.testing import CliRunner  # noqa: E402
 
-from fedloom import FitRes, Parameters, RunConfig, run_simulation  # noqa: E402
+from fedloom import Client, FitRes, Parameters, RunConfig, run_simulation  # noqa: E402
 from fedloom.cli import cli  # noqa: E402
 from fedloom.core.strategy import Failure  # noqa: E402
 from fedloom.errors import ConfigError, ValidationError  # noqa: E402
@@ -38,7 +38,7 @@ def contexts():
     return secret, load_context(public_bytes(secret))
 
 
-class Fixed:
+class Fixed(Client):
     """An inner client whose training result is fixed."""
 
     def __init__(self, params: Parameters, n: int) -> None:

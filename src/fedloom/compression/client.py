@@ -20,13 +20,15 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from fedloom.compression.base import Codec
 from fedloom.core.client import Client
 from fedloom.core.client_state import ClientState
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import Config, EvaluateRes, FitRes
+from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
 
 __all__ = ["CompressedClient", "RESIDUAL_KEY", "widen_float16"]
 
@@ -64,8 +66,12 @@ class CompressedClient(Client):
         return self.inner.get_parameters(config)
 
     def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        received = widen_float16(parameters)
-        res = self.inner.fit(received, config)
+        return self.fit_task(FitIns(parameters, config))
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        received = widen_float16(ins.parameters)
+        config = ins.config
+        res = self.inner.fit_task(dataclasses.replace(ins, parameters=received))  # extras pass through
         update = Parameters(
             {k: v.astype(np.float64) - received[k].astype(np.float64) for k, v in res.parameters.items()}
         )

@@ -10,11 +10,12 @@ but the example count it already gets in plain FedAvg.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fedloom.core.client import Client
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import Config, EvaluateRes, FitRes
+from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
 from fedloom.errors import ConfigError, ValidationError
 from fedloom.privacy.he.ciphertext import decrypt_vector, encrypt_vector
 from fedloom.privacy.he.context import key_id
@@ -82,7 +83,11 @@ class HEClient(Client):
         return self._template.unflatten(vector)
 
     def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        res = self.inner.fit(self.open(parameters, config), config)
+        return self.fit_task(FitIns(parameters, config))
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        config = ins.config
+        res = self.inner.fit_task(dataclasses.replace(ins, parameters=self.open(ins.parameters, config)))
         weight = float(res.num_examples) if bool(config.get(WEIGHTED_KEY, True)) else 1.0
         cipher = encrypt_vector(self.context, weight * res.parameters.flatten())
         return FitRes(Parameters(), res.num_examples, dict(res.metrics), {**res.extras, HE_EXTRA: cipher})
