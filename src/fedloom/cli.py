@@ -67,6 +67,8 @@ def run_cmd(config_path: str | None, **overrides: Any) -> None:
     final = summary["final"]
     if "accuracy" in final:
         click.echo(f"final accuracy: {final['accuracy']:.4f}")
+    elif "fed_accuracy" in final:  # e.g. HE runs: the server cannot evaluate centrally
+        click.echo(f"final federated accuracy: {final['fed_accuracy']:.4f}")
     if "loss" in final:
         click.echo(f"final loss: {final['loss']:.4f}")
     click.echo(f"run directory: {out}")
@@ -120,6 +122,27 @@ def data_cmd(config_path: str | None, **overrides: Any) -> None:
     Console().print(table)
     if len(sim.splits) > len(shown):
         click.echo(f"... {len(sim.splits) - len(shown)} more clients")
+
+
+@cli.command("he-keys")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory for secret.tenseal (clients) and public.tenseal (server).")
+@click.option("--poly-degree", type=int, default=8192, show_default=True,
+              help="CKKS polynomial degree (4096, 8192, 16384, 32768); a ciphertext holds half as many values.")
+@click.option("--scale", "scale_bits", type=int, default=40, show_default=True,
+              help="CKKS scale as a power of two, in bits.")
+def he_keys_cmd(out_dir: str, poly_degree: int, scale_bits: int) -> None:
+    """Generate CKKS keys for encrypted aggregation (--he).
+
+    secret.tenseal holds the secret key: give it to every client, never to the server (written with
+    mode 0600). public.tenseal has no secret, Galois or relinearization keys: it is all the server needs
+    to add ciphertexts.
+    """
+    from fedloom.privacy.he import write_keys
+
+    secret, public = write_keys(out_dir, poly_degree=poly_degree, scale_bits=scale_bits)
+    click.echo(f"clients (secret, keep private): {secret} ({secret.stat().st_size:,} bytes)")
+    click.echo(f"server (public only):           {public} ({public.stat().st_size:,} bytes)")
 
 
 def main(argv: list[str] | None = None) -> None:

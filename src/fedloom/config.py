@@ -81,6 +81,18 @@ class RunConfig:
     dp_sgd: bool = opt(False, "Sample-level DP-SGD in local training (Opacus).")
     dp_sgd_noise_multiplier: float = opt(1.0, "DP-SGD noise multiplier (per-sample gradients).")
     dp_sgd_max_grad_norm: float = opt(1.0, "DP-SGD per-sample gradient clip norm.")
+    # -- communication: update compression and homomorphic encryption ----------------------
+    compression: str = opt("none", "Client update coding: none, fp16, q8, q4 (stochastic quantization) "
+                           "or topk (sparsification).")
+    topk_fraction: float = opt(0.01, "Share of update entries that --compression topk sends, in (0, 1].")
+    error_feedback: bool = opt(True, "Keep each client's coding error and add it to its next update.")
+    quant_block: int = opt(0, "Entries sharing one scale in q8/q4 (0 = one scale per tensor).")
+    compress_broadcast: bool = opt(False, "Send the global model to clients in float16.")
+    he: bool = opt(False, "Aggregate CKKS-encrypted models (TenSEAL); the server never decrypts.")
+    he_poly_degree: int = opt(8192, "CKKS polynomial degree: 4096, 8192, 16384 or 32768 (slots = half).")
+    he_scale: int = opt(40, "CKKS scale as a power of two, in bits (40 means 2**40).")
+    he_keys: str = opt("", "Directory with secret.tenseal/public.tenseal from `fedloom he-keys` "
+                       "(default: fresh keys for the run).")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any invalid value."""
@@ -123,6 +135,12 @@ class RunConfig:
         from fedloom.privacy.setup import validate_privacy  # privacy fields
 
         validate_privacy(self)
+        # -- communication: update compression and homomorphic encryption --
+        from fedloom.compression.setup import check_compression
+        from fedloom.privacy.he.setup import check_he
+
+        check_compression(self)
+        check_he(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

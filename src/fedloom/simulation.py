@@ -25,7 +25,7 @@ from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import Strategy
 from fedloom.core.types import ClientId
 from fedloom.data import Dataset, load_dataset, partition
-from fedloom.engine import FederatedLoop, RoundObserver, RunResult
+from fedloom.engine import FederatedLoop, RoundCodec, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
 from fedloom.privacy import setup as privacy
@@ -55,6 +55,8 @@ class Simulation:
     strategy: Strategy
     initial_parameters: Parameters
     client_states: ClientStateStore
+    codec: RoundCodec | None = None
+    """Transport hook of the round loop (update decoding, broadcast compression), if any."""
 
     def model(self) -> nn.Module:
         """A fresh model of the configured architecture."""
@@ -144,6 +146,14 @@ def build_simulation(cfg: RunConfig) -> Simulation:
     sim.initial_parameters = module_parameters(sim.model())
     sim.strategy = build_strategy(cfg, _common_strategy_kwargs(cfg, sim))
     sim.strategy = privacy.wrap_strategy(cfg, sim.strategy)  # privacy
+    # -- communication: update compression and homomorphic encryption wrap clients/strategy --
+    from fedloom.compression.setup import apply_compression
+
+    apply_compression(sim)
+    if cfg.he:
+        from fedloom.privacy.he.setup import apply_he
+
+        apply_he(sim, _common_strategy_kwargs(cfg, sim))
     return sim
 
 
@@ -187,11 +197,13 @@ def simulate(
     seed: int = 0,
     observers: Sequence[RoundObserver] = (),
     checkpoint_path: str | Path | None = None,
+    codec: RoundCodec | None = None,
 ) -> RunResult:
     """Run ``rounds`` of ``strategy`` over ``num_clients`` clients built by ``client_fn``.
 
     If ``initial_parameters`` is omitted, client ``"0"``'s :meth:`~fedloom.Client.get_parameters`
-    initialises the global model.
+    initialises the global model. ``codec`` decodes compressed client updates (e.g.
+    :class:`fedloom.compression.UpdateCodec`).
     """
     if num_clients < 1:
         raise ConfigError(f"num_clients must be >= 1, got {num_clients}")
@@ -200,7 +212,8 @@ def simulate(
     pool = make_pool(backend, client_fn, num_clients)
     try:
         loop = FederatedLoop(
-            strategy, pool, num_rounds=rounds, seed=seed, observers=observers, checkpoint_path=checkpoint_path
+            strategy, pool, num_rounds=rounds, seed=seed, observers=observers, checkpoint_path=checkpoint_path,
+            codec=codec,
         )
         return loop.run(initial_parameters)
     finally:
@@ -229,6 +242,7 @@ def run_simulation(
             observers=observers,
             checkpoint_path=checkpoint_path,
             eval_every=cfg.eval_every,
+            codec=sim.codec,
         )
         resumed = loop.resume_state() if resume else None
         if resumed is not None:

@@ -22,6 +22,7 @@ from fedloom.core.strategy import Failure, ServerState, Strategy
 from fedloom.core.types import ClientId, Config, FitRes
 from fedloom.core.validation import check_fit_result
 from fedloom.engine.checkpoint import load_checkpoint, save_checkpoint
+from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
 from fedloom.errors import StopTraining
 
 __all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed", "validate_results"]
@@ -82,6 +83,8 @@ class FederatedLoop:
         checkpoint_path: If set, the state is written here atomically after every round.
         round_timeout: Seconds each client task may take; slower clients count as failures.
         eval_every: Central/federated evaluation every this many rounds (and after the last).
+        codec: Optional transport hook: compresses the broadcast and decodes (compressed) client
+            results before they are validated (see :mod:`fedloom.engine.codec`).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class FederatedLoop:
         checkpoint_path: str | Path | None = None,
         round_timeout: float | None = None,
         eval_every: int = 1,
+        codec: RoundCodec | None = None,
     ) -> None:
         self.strategy = strategy
         self.pool = pool
@@ -104,6 +108,7 @@ class FederatedLoop:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.round_timeout = round_timeout
         self.eval_every = max(1, eval_every)
+        self.codec = codec
 
     def resume_state(self) -> tuple[ServerState, list[RoundRecord]] | None:
         """The state and history stored at ``checkpoint_path``, if a checkpoint exists."""
@@ -151,7 +156,13 @@ class FederatedLoop:
         start = time.perf_counter()
         tasks = self.strategy.configure_fit(state, rnd, self.pool.available())
         tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in tasks]
+        if self.codec is not None:
+            tasks = encode_broadcast(self.codec, tasks)
         fit = self.pool.fit(tasks, expected=expected, timeout=self.round_timeout)
+        num_fit_tasks, num_returned = len(tasks), len(fit.results)
+        if self.codec is not None:
+            fit.results, undecodable = decode_results(self.codec, fit.results, state.parameters)
+            fit.failures.extend(undecodable)
         fit.results, rejected = validate_results(fit.results, expected)
         fit.failures.extend(rejected)
         metrics: dict[str, float] = {}
@@ -168,12 +179,17 @@ class FederatedLoop:
             eval_tasks = self.strategy.configure_evaluate(state, rnd, self.pool.available())
             if eval_tasks:
                 eval_tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in eval_tasks]
+                if self.codec is not None:
+                    eval_tasks = encode_broadcast(self.codec, eval_tasks)
                 ev = self.pool.evaluate(eval_tasks, timeout=self.round_timeout)
                 for key, value in self.strategy.aggregate_evaluate(state, rnd, ev.results, ev.failures).items():
                     metrics[f"fed_{key}"] = _as_float(value)
                 bytes_down += ev.stats.bytes_down
         metrics["bytes_up"] = float(bytes_up)
         metrics["bytes_down"] = float(bytes_down)
+        # Per training client: mean fit payload received and sent (evaluation traffic excluded).
+        metrics["bytes_down_per_client"] = fit.stats.bytes_down / max(1, num_fit_tasks)
+        metrics["bytes_up_per_client"] = fit.stats.bytes_up / max(1, num_returned)
         metrics["wall_s"] = time.perf_counter() - start
         return RoundRecord(rnd, metrics)
 

@@ -45,21 +45,40 @@ def write_plots(history: list[dict[str, Any]], out_dir: str | Path) -> list[Path
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    acc = [(sum(h.get("bytes_up", 0) for h in history[: i + 1]) / 1e6, h["accuracy"])
-           for i, h in enumerate(history) if "accuracy" in h]
-    if acc:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        xs, ys = zip(*acc, strict=True)
-        ax.plot(xs, ys, marker="o", markersize=3)
-        ax.set_xlabel("cumulative MB sent by clients")
-        ax.set_ylabel("accuracy")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = out_dir / "accuracy_vs_bytes.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+    bytes_plot = _accuracy_vs_bytes(history, out_dir, plt)
+    if bytes_plot is not None:
+        written.append(bytes_plot)
     return written
+
+
+def _accuracy_vs_bytes(history: list[dict[str, Any]], out_dir: Path, plt: Any) -> Path | None:
+    """Accuracy against cumulative megabytes: sent by clients, and sent in both directions.
+
+    Uses central accuracy, or federated accuracy where the server cannot evaluate (HE runs).
+    """
+    key = "accuracy" if any("accuracy" in h for h in history) else "fed_accuracy"
+    up = down = 0.0
+    points: list[tuple[float, float, float]] = []
+    for h in history:
+        up += h.get("bytes_up", 0.0)
+        down += h.get("bytes_down", 0.0)
+        if key in h:
+            points.append((up / 1e6, (up + down) / 1e6, h[key]))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ups, totals, ys = zip(*points, strict=True)
+    ax.plot(ups, ys, marker="o", markersize=3, label="sent by clients")
+    ax.plot(totals, ys, marker="o", markersize=3, label="sent and received")
+    ax.set_xlabel("cumulative MB of payload")
+    ax.set_ylabel(key)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = out_dir / "accuracy_vs_bytes.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def write_html_report(summary: dict[str, Any], plots: list[Path], out_dir: str | Path) -> Path:
