@@ -29,7 +29,9 @@ from fedloom.engine import FederatedLoop, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
 from fedloom.strategies import build_strategy
+from fedloom.scenarios import wrap_clients
 from fedloom.torch import TorchClient, evaluate_model, module_parameters
+from fedloom.torch.scaffold import ScaffoldClient
 from fedloom.torch.training import TensorData
 
 __all__ = ["Simulation", "build_simulation", "run_simulation", "simulate", "make_pool"]
@@ -121,10 +123,14 @@ def build_simulation(cfg: RunConfig) -> Simulation:
                      initial_parameters=Parameters(), client_states=ClientStateStore())
     optimizer_fn = _optimizer_fn(cfg)
 
+    # SCAFFOLD needs the client side of its algorithm (control variates); every other strategy
+    # trains with the plain TorchClient.
+    client_cls = ScaffoldClient if cfg.strategy == "scaffold" else TorchClient
+
     def client_fn(cid: ClientId) -> Client:
         split = splits[int(cid)]
         test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
-        return TorchClient(
+        return client_cls(
             model_fn=sim.model,
             train_data=TensorData(x_pool[split.train], y_pool[split.train]),
             test_data=test,
@@ -136,7 +142,8 @@ def build_simulation(cfg: RunConfig) -> Simulation:
             state=sim.client_states.get(cid),
         )
 
-    sim.client_fn = client_fn
+    # -- simulated stragglers and attackers (fedloom.scenarios); identity when none configured
+    sim.client_fn = wrap_clients(client_fn, cfg, num_clients=len(splits))
     torch.manual_seed(cfg.seed)
     sim.initial_parameters = module_parameters(sim.model())
     sim.strategy = build_strategy(cfg, _common_strategy_kwargs(cfg, sim))

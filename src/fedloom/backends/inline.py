@@ -44,7 +44,7 @@ class InlinePool:
             out.stats.bytes_down += payload_nbytes(ins)
             start = time.perf_counter()
             try:
-                res = self.client_fn(cid).fit(ins.parameters, ins.config)
+                res = self.client_fn(cid).fit_task(ins)
             except Exception as exc:  # a client's fault is that client's failure, not the round's
                 log.warning("client %s failed in fit: %s", cid, exc)
                 out.failures.append(Failure(cid, f"{type(exc).__name__}: {exc}"))

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import ClientId, Config, EvaluateRes, FitRes
+from fedloom.core.types import ClientId, Config, EvaluateRes, FitIns, FitRes
 
 __all__ = ["Client", "ClientFn"]
 
@@ -30,6 +30,15 @@ class Client(ABC):
     @abstractmethod
     def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
         """Evaluate ``parameters`` on local held-out data."""
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        """Run one training task; what every backend calls.
+
+        The default ignores the task's side payloads and calls :meth:`fit`. Clients of strategies
+        that send ``ins.extras`` (SCAFFOLD's server control variate, ...) override this, and client
+        wrappers (stragglers, attackers) forward it.
+        """
+        return self.fit(ins.parameters, ins.config)
 
 
 ClientFn = Callable[[ClientId], Client]

@@ -109,6 +109,10 @@ class TorchClient(Client):
         generator = torch.Generator().manual_seed(int(config.get("seed", 0)))
         lr = float(config.get("lr", self.lr))
         optimizer = self.optimizer_fn([p for p in model.parameters() if p.requires_grad], lr)
+        # FedProx (Li et al., MLSys 2020): the server asks for mu/2 ||w - w_global||^2.
+        mu = float(config.get("proximal_mu", 0.0))
+        if mu > 0:
+            extra_loss = _with_proximal_term(model, mu, extra_loss)
         return train_epochs(
             model,
             self.train_data,
@@ -132,6 +136,19 @@ class TorchClient(Client):
             self.model, data, loss_fn=self.loss_fn, task=self.task, device=self.device
         )
         return EvaluateRes(loss, n, dict(metrics))
+
+
+def _with_proximal_term(
+    model: nn.Module, mu: float, extra_loss: Callable[[nn.Module], torch.Tensor] | None
+) -> Callable[[nn.Module], torch.Tensor]:
+    """``extra_loss`` plus FedProx's proximal term around the parameters the model holds now."""
+    anchors = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+
+    def loss(m: nn.Module) -> torch.Tensor:
+        prox = 0.5 * mu * sum(((p - a) ** 2).sum() for p, a in anchors)
+        return prox if extra_loss is None else prox + extra_loss(m)
+
+    return loss  # type: ignore[return-value]
 
 
 def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
