@@ -28,8 +28,8 @@ from fedloom.data import Dataset, load_dataset, partition
 from fedloom.engine import FederatedLoop, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
-from fedloom.strategies import build_strategy
 from fedloom.scenarios import wrap_clients
+from fedloom.strategies import build_strategy
 from fedloom.torch import TorchClient, evaluate_model, module_parameters
 from fedloom.torch.scaffold import ScaffoldClient
 from fedloom.torch.training import TensorData

@@ -53,4 +53,7 @@ class FedProx(FedAvg):
         return config
 
     def __repr__(self) -> str:
-        return f"FedProx(proximal_mu={self.proximal_mu}, fraction_fit={self.fraction_fit}, aggregator={self.aggregator!r})"
+        return (
+            f"FedProx(proximal_mu={self.proximal_mu}, fraction_fit={self.fraction_fit}, "
+            f"aggregator={self.aggregator!r})"
+        )

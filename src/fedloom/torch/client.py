@@ -145,10 +145,10 @@ def _with_proximal_term(
     anchors = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
 
     def loss(m: nn.Module) -> torch.Tensor:
-        prox = 0.5 * mu * sum(((p - a) ** 2).sum() for p, a in anchors)
+        prox = 0.5 * mu * torch.stack([((p - a) ** 2).sum() for p, a in anchors]).sum()
         return prox if extra_loss is None else prox + extra_loss(m)
 
-    return loss  # type: ignore[return-value]
+    return loss
 
 
 def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
