@@ -93,9 +93,16 @@ class TrimmedMean:
 def _pairwise_sq_dists(stacked: np.ndarray) -> np.ndarray:
     sq = np.einsum("ij,ij->i", stacked, stacked)
     d = sq[:, None] + sq[None, :] - 2.0 * stacked @ stacked.T
+    d = (d + d.T) / 2.0  # exactly symmetric, so that tied scores are exactly equal
     np.maximum(d, 0.0, out=d)
     np.fill_diagonal(d, 0.0)
     return d
+
+
+def _ranking(scores: np.ndarray, stacked: np.ndarray) -> list[int]:
+    """Indices by increasing score; ties broken by the update's content, not its position, so that
+    the result does not depend on the order in which clients reported."""
+    return sorted(range(len(scores)), key=lambda i: (scores[i], stacked[i].tobytes()))
 
 
 def krum_scores(stacked: np.ndarray, f: int) -> np.ndarray:
@@ -129,7 +136,7 @@ class MultiKrum:
         self.m = m
 
     def select(self, stacked: np.ndarray) -> np.ndarray:
-        """Indices of the selected updates, best score first (ties: lower index first)."""
+        """Indices of the selected updates, best score first."""
         n = stacked.shape[0]
         if n < 2 * self.f + 3:
             raise RoundFailedError(
@@ -137,7 +144,7 @@ class MultiKrum:
             )
         m = self.m or n - self.f
         scores = krum_scores(stacked, self.f)
-        return np.argsort(scores, kind="stable")[: min(m, n)]
+        return np.array(_ranking(scores, stacked)[: min(m, n)], dtype=np.int64)
 
     def __call__(self, updates: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
         stacked = _stack(updates, 1, type(self).__name__.lower())
@@ -186,9 +193,9 @@ class Bulyan:
             # Krum on the remaining set, with its neighbourhood size clipped at 1 near the end.
             k = max(1, len(remaining) - f - 2)
             d = _pairwise_sq_dists(sub)
-            scores = [np.sort(np.delete(d[i], i))[:k].sum() if len(remaining) > 1 else 0.0
-                      for i in range(len(remaining))]
-            best = remaining[int(np.argmin(scores))]
+            scores = np.array([np.sort(np.delete(d[i], i))[:k].sum() if len(remaining) > 1 else 0.0
+                               for i in range(len(remaining))])
+            best = remaining[_ranking(scores, sub)[0]]
             selected.append(best)
             remaining.remove(best)
         chosen = stacked[sorted(selected)]
