@@ -142,12 +142,15 @@ def main(argv: list[str] | None = None) -> None:
     if not args.report_only:
         results["protocol"] = {"rounds": args.rounds, "local_epochs": args.local_epochs, "lr": 0.01,
                                "batch_size": 10, "clients_per_round": 10, "data_seed": args.data_seed}
+        datasets = {}
         for name in args.datasets:
             alpha, beta, iid = SYNTHETIC_DATASETS[name]
-            data = generate_synthetic(alpha, beta, iid=iid, seed=args.data_seed)
-            for strag in args.stragglers:
-                for mu in args.mus:
-                    for seed in args.seeds:
+            datasets[name] = generate_synthetic(alpha, beta, iid=iid, seed=args.data_seed)
+        # Seed-major order: an interrupted benchmark still covers every setting with the first seeds.
+        for seed in args.seeds:
+            for name, data in datasets.items():
+                for strag in args.stragglers:
+                    for mu in args.mus:
                         key = f"{name}|{strag}|{mu}|{seed}"
                         if key in results["runs"] and len(results["runs"][key]["accuracy"]) == args.rounds:
                             continue
