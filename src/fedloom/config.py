@@ -70,7 +70,8 @@ class RunConfig:
     multikrum_m: int = opt(0, "multikrum: updates averaged (0 = results - byzantine_f).")
     proximal_mu: float = opt(0.01, "fedprox: proximal coefficient mu of mu/2 ||w - w_global||^2.")
     server_lr: float = opt(0.0, "Server learning rate of fedavgm/fedadam/fedyogi/fedadagrad/scaffold "
-                           "(0 = the strategy's default: 1.0 for fedavgm and scaffold, 0.01 for the FedOpt family).")
+                           "(0 = the strategy's default: 1.0 for fedavgm and scaffold, 0.01 for fedadam/fedyogi, "
+                           "0.1 for fedadagrad).")
     server_momentum: float = opt(0.9, "fedavgm: server momentum in [0, 1).")
     beta1: float = opt(0.9, "fedadam/fedyogi/fedadagrad: first-moment decay in [0, 1).")
     beta2: float = opt(0.99, "fedadam/fedyogi: second-moment decay in [0, 1).")

@@ -42,6 +42,7 @@ def test_hyperparameters_reach_the_strategy() -> None:
     assert isinstance(s, FedAdam) and (s.server_lr, s.beta1, s.beta2, s.tau) == (0.05, 0.5, 0.9, 0.01)
     s = _build(strategy="fedyogi").strategy
     assert isinstance(s, FedYogi) and s.server_lr == 0.01  # 0 = the strategy's default
+    assert _build(strategy="fedadagrad").strategy.server_lr == 0.1  # type: ignore[attr-defined]
     s = _build(strategy="fedavgm", server_momentum=0.5).strategy
     assert isinstance(s, FedAvgM) and (s.server_lr, s.server_momentum) == (1.0, 0.5)
 

@@ -44,7 +44,7 @@ def _fedavgm(cfg: RunConfig, common: dict) -> Strategy:
 
 def _fedopt(cls: type[FedOpt]) -> StrategyBuilder:
     def build(cfg: RunConfig, common: dict) -> Strategy:
-        return cls(server_lr=cfg.server_lr or 0.01, beta1=cfg.beta1, beta2=cfg.beta2, tau=cfg.tau, **common)
+        return cls(server_lr=cfg.server_lr or None, beta1=cfg.beta1, beta2=cfg.beta2, tau=cfg.tau, **common)
 
     return build
 

@@ -79,23 +79,28 @@ class FedOpt(FedAvg):
     """Base of the adaptive server optimizers; subclasses define :meth:`second_moment`.
 
     Args:
-        server_lr: Server learning rate ``eta``.
+        server_lr: Server learning rate ``eta`` (default: :attr:`default_server_lr`, 0.01; 0.1 for
+            FedAdagrad, whose denominator only grows).
         beta1: First-moment decay in ``[0, 1)``.
         beta2: Second-moment decay in ``[0, 1)`` (unused by FedAdagrad).
         tau: Adaptivity ``tau > 0``: larger is closer to FedAvgM.
         **kwargs: :class:`FedAvg` arguments.
     """
 
+    default_server_lr: float = 0.01
+    """Server learning rate when none is given."""
+
     def __init__(
         self,
         *,
-        server_lr: float = 0.01,
+        server_lr: float | None = None,
         beta1: float = 0.9,
         beta2: float = 0.99,
         tau: float = 1e-3,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        server_lr = self.default_server_lr if server_lr is None else server_lr
         if not server_lr > 0:
             raise ConfigError(f"server_lr must be > 0, got {server_lr}")
         if not 0.0 <= beta1 < 1.0:
@@ -130,6 +135,8 @@ class FedOpt(FedAvg):
 
 class FedAdagrad(FedOpt):
     """FedAdagrad: ``v <- v + delta^2`` (Reddi et al., 2021)."""
+
+    default_server_lr = 0.1
 
     def second_moment(self, v: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return v + delta**2
