@@ -235,6 +235,13 @@ def run_simulation(
     """Build and run the simulation ``config`` describes (defaults if omitted)."""
     cfg = config or RunConfig()
     sim = build_simulation(cfg)
+    # Simulated clients' own state (SCAFFOLD's c_i, ...) is saved beside the server checkpoint after
+    # every round, so that a resumed simulation continues with it, as deployed clients would.
+    if checkpoint_path is not None:
+        client_file = Path(f"{checkpoint_path}.clients")
+        if resume and client_file.exists():
+            sim.client_states.load(client_file)
+        observers = [_SaveClientStates(sim.client_states, client_file), *observers]
     pool = make_pool(cfg.backend, sim.client_fn, cfg.clients)
     try:
         loop = FederatedLoop(
@@ -253,3 +260,14 @@ def run_simulation(
         return loop.run(sim.initial_parameters)
     finally:
         pool.close()
+
+
+class _SaveClientStates:
+    """Round observer: write the simulated clients' state store (only when it holds something)."""
+
+    def __init__(self, store: ClientStateStore, path: Path) -> None:
+        self.store, self.path = store, path
+
+    def on_round_end(self, record: object, state: object) -> None:
+        if len(self.store):
+            self.store.save(self.path)

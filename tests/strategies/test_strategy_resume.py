@@ -46,3 +46,16 @@ def test_resume_equals_uninterrupted(strategy: str, tmp_path: Path) -> None:
         for name in params:
             np.testing.assert_array_equal(resumed.state.buffers[group][name], params[name])
     assert [h.round for h in resumed.history] == list(range(1, ROUNDS + 1))
+
+
+def test_run_simulation_resume_keeps_simulated_client_state(tmp_path: Path) -> None:
+    from fedloom import run_simulation
+
+    cfg = _cfg("scaffold")
+    expected = run_simulation(cfg)
+    ckpt = tmp_path / "ckpt.safetensors"
+    run_simulation(cfg.replace(rounds=STOP), checkpoint_path=ckpt)
+    assert Path(f"{ckpt}.clients").exists()
+    resumed = run_simulation(cfg, checkpoint_path=ckpt, resume=True)
+    for name in expected.parameters:
+        np.testing.assert_array_equal(resumed.parameters[name], expected.parameters[name])
