@@ -16,7 +16,7 @@ would send. Update = client parameters minus the global parameters it received.
 
 Example:
     >>> choose_attackers(10, 0.2, seed=0)
-    ['4', '6']
+    ['0', '7']
 """
 
 from __future__ import annotations
