@@ -86,3 +86,22 @@ def test_bad_straggler_settings() -> None:
         StragglerClient(_EpochCounter(), fraction=1.5)
     with pytest.raises(ConfigError, match="straggler_mode"):
         StragglerClient(_EpochCounter(), fraction=0.5, mode="late")
+
+
+def test_config_path_wraps_clients_for_stragglers_and_attackers() -> None:
+    from fedloom import RunConfig, run_simulation
+    from fedloom.scenarios import MaliciousClient
+
+    base = {"dataset": "iris", "clients": 6, "rounds": 2, "local_epochs": 3, "stragglers": 0.5, "progress": False}
+    prox = run_simulation(RunConfig(strategy="fedprox", **base)).history  # type: ignore[arg-type]
+    avg = run_simulation(RunConfig(strategy="fedavg", **base)).history  # type: ignore[arg-type]
+    assert all(h.metrics["fit_failures"] == 0 for h in prox)
+    assert sum(h.metrics["train_straggler"] for h in prox) > 0
+    assert all(h.metrics["fit_clients"] + h.metrics["fit_failures"] == 6 for h in avg)
+    assert sum(h.metrics["fit_failures"] for h in avg) > 0
+
+    from fedloom import build_simulation
+
+    sim = build_simulation(RunConfig(dataset="iris", clients=10, attack="sign_flip", attackers=0.2, progress=False))
+    wrapped = [cid for cid in map(str, range(10)) if isinstance(sim.client_fn(cid), MaliciousClient)]
+    assert len(wrapped) == 2
