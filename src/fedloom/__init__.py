@@ -69,3 +69,36 @@ __all__ = [
     "run_simulation",
     "simulate",
 ]
+
+# -- strategy library (issue 3) -------------------------------------------------------------------
+from fedloom.strategies import (  # noqa: E402
+    Bulyan,
+    CoordinateMedian,
+    FedAdagrad,
+    FedAdam,
+    FedAvgM,
+    FedProx,
+    FedYogi,
+    Krum,
+    MultiKrum,
+    NormBound,
+    Scaffold,
+    TrimmedMean,
+)
+from fedloom.torch import ScaffoldClient  # noqa: E402
+
+__all__ += [
+    "Bulyan",
+    "CoordinateMedian",
+    "FedAdagrad",
+    "FedAdam",
+    "FedAvgM",
+    "FedProx",
+    "FedYogi",
+    "Krum",
+    "MultiKrum",
+    "NormBound",
+    "Scaffold",
+    "ScaffoldClient",
+    "TrimmedMean",
+]

@@ -59,6 +59,32 @@ class RunConfig:
     strategy: str = opt("fedavg", "Aggregation strategy.")
     weighted: bool = opt(True, "Weight client updates by their number of examples.")
     eval_every: int = opt(1, "Evaluate every N rounds (and after the last).")
+    # -- strategy hyperparameters and robust aggregation (see docs/strategies.md) ---------------
+    aggregator: str = opt("mean", "How client updates combine, for any strategy: mean, median, trimmed_mean, "
+                          "krum, multikrum, bulyan.")
+    clip_update_norm: float = opt(0.0, "Norm bounding: clip each client update to this L2 norm before "
+                                  "aggregating (0 = off).")
+    trim_beta: float = opt(0.1, "trimmed_mean: fraction of values trimmed from each end per coordinate, in [0, 0.5).")
+    byzantine_f: int = opt(1, "krum/multikrum/bulyan: Byzantine clients tolerated (Krum needs >= 2f+3 results "
+                           "per round, Bulyan >= 4f+3).")
+    multikrum_m: int = opt(0, "multikrum: updates averaged (0 = results - byzantine_f).")
+    proximal_mu: float = opt(0.01, "fedprox: proximal coefficient mu of mu/2 ||w - w_global||^2.")
+    server_lr: float = opt(0.0, "Server learning rate of fedavgm/fedadam/fedyogi/fedadagrad/scaffold "
+                           "(0 = the strategy's default: 1.0 for fedavgm and scaffold, 0.01 for fedadam/fedyogi, "
+                           "0.1 for fedadagrad).")
+    server_momentum: float = opt(0.9, "fedavgm: server momentum in [0, 1).")
+    beta1: float = opt(0.9, "fedadam/fedyogi/fedadagrad: first-moment decay in [0, 1).")
+    beta2: float = opt(0.99, "fedadam/fedyogi: second-moment decay in [0, 1).")
+    tau: float = opt(1e-3, "fedadam/fedyogi/fedadagrad: adaptivity (> 0; larger is closer to momentum SGD).")
+    # -- simulated stragglers and attacks (fedloom.scenarios) ------------------------------------
+    attack: str = opt("none", "Malicious client behaviour: none, sign_flip, gaussian, label_flip, alie.")
+    attackers: float = opt(0.0, "Fraction of clients that are malicious (fixed for the run by --seed).")
+    attack_scale: float = opt(4.0, "sign_flip: the update is multiplied by -scale; gaussian: the update is "
+                              "N(0, scale^2) noise.")
+    stragglers: float = opt(0.0, "Fraction of sampled clients that straggle in each round, in [0, 1].")
+    straggler_mode: str = opt("epochs", "epochs: a straggler trains a random number of epochs in [1, E) and is "
+                              "kept by strategies that accept partial work (fedprox), dropped by others; "
+                              "drop: a straggler always fails.")
     # -- execution --------------------------------------------------------------------------
     backend: str = opt("inline", "Where clients run: inline (in-process).")
     seed: int = opt(0, "Seed for data split, sampling and training (same seed, same numbers).")
@@ -132,6 +158,33 @@ class RunConfig:
         need(0.0 <= self.client_test_fraction < 1.0,
              f"client_test_fraction must be in [0, 1), got {self.client_test_fraction}")
         need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        # -- strategy library (issue 3)
+        from fedloom.scenarios import ATTACKS, STRAGGLER_MODES
+        from fedloom.strategies import AGGREGATORS
+
+        need(self.aggregator in AGGREGATORS,
+             f"unknown aggregator {self.aggregator!r}; choose one of {list(AGGREGATORS)}")
+        need(self.clip_update_norm >= 0, f"clip_update_norm must be >= 0 (0 = off), got {self.clip_update_norm}")
+        need(0.0 <= self.trim_beta < 0.5, f"trim_beta must be in [0, 0.5), got {self.trim_beta}")
+        need(self.byzantine_f >= 0, f"byzantine_f must be >= 0, got {self.byzantine_f}")
+        need(self.multikrum_m >= 0, f"multikrum_m must be >= 0 (0 = results - byzantine_f), got {self.multikrum_m}")
+        need(self.proximal_mu >= 0, f"proximal_mu must be >= 0, got {self.proximal_mu}")
+        need(self.server_lr >= 0, f"server_lr must be >= 0 (0 = strategy default), got {self.server_lr}")
+        need(0.0 <= self.server_momentum < 1.0, f"server_momentum must be in [0, 1), got {self.server_momentum}")
+        need(0.0 <= self.beta1 < 1.0, f"beta1 must be in [0, 1), got {self.beta1}")
+        need(0.0 <= self.beta2 < 1.0, f"beta2 must be in [0, 1), got {self.beta2}")
+        need(self.tau > 0, f"tau must be > 0, got {self.tau}")
+        need(self.attack in ATTACKS, f"unknown attack {self.attack!r}; choose one of {list(ATTACKS)}")
+        need(0.0 <= self.attackers < 1.0, f"attackers must be a fraction in [0, 1), got {self.attackers}")
+        need(self.attack == "none" or self.attackers > 0,
+             f"--attack {self.attack} needs --attackers > 0 (the fraction of malicious clients)")
+        need(self.attack_scale > 0, f"attack_scale must be > 0, got {self.attack_scale}")
+        need(0.0 <= self.stragglers <= 1.0, f"stragglers must be a fraction in [0, 1], got {self.stragglers}")
+        from fedloom.strategies import effective_aggregator
+
+        effective_aggregator(self)  # a robust --strategy alias must not contradict --aggregator
+        need(self.straggler_mode in STRAGGLER_MODES,
+             f"unknown straggler_mode {self.straggler_mode!r}; choose one of {list(STRAGGLER_MODES)}")
         from fedloom.privacy.setup import validate_privacy  # privacy fields
 
         validate_privacy(self)

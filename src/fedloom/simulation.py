@@ -29,8 +29,10 @@ from fedloom.engine import FederatedLoop, RoundCodec, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
 from fedloom.privacy import setup as privacy
+from fedloom.scenarios import wrap_clients
 from fedloom.strategies import CentralEvaluateFn, build_strategy
 from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
+from fedloom.torch.scaffold import ScaffoldClient
 from fedloom.torch.training import TensorData
 
 __all__ = ["Simulation", "build_simulation", "run_simulation", "simulate", "make_pool"]
@@ -124,10 +126,14 @@ def build_simulation(cfg: RunConfig) -> Simulation:
                      initial_parameters=Parameters(), client_states=ClientStateStore())
     optimizer_fn = _optimizer_fn(cfg)
 
+    # SCAFFOLD needs the client side of its algorithm (control variates); every other strategy
+    # trains with the plain TorchClient.
+    client_cls = ScaffoldClient if cfg.strategy == "scaffold" else TorchClient
+
     def client_fn(cid: ClientId) -> Client:
         split = splits[int(cid)]
         test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
-        client = TorchClient(
+        client = client_cls(
             model_fn=sim.model,
             train_data=TensorData(x_pool[split.train], y_pool[split.train]),
             test_data=test,
@@ -141,7 +147,8 @@ def build_simulation(cfg: RunConfig) -> Simulation:
         )
         return privacy.wrap_client(cfg, client, sim.client_states.get(cid))  # privacy
 
-    sim.client_fn = client_fn
+    # -- simulated stragglers and attackers (fedloom.scenarios); identity when none configured
+    sim.client_fn = wrap_clients(client_fn, cfg, num_clients=len(splits))
     torch.manual_seed(cfg.seed)
     sim.initial_parameters = module_parameters(sim.model())
     sim.strategy = build_strategy(cfg, _common_strategy_kwargs(cfg, sim))
@@ -230,6 +237,13 @@ def run_simulation(
     """Build and run the simulation ``config`` describes (defaults if omitted)."""
     cfg = config or RunConfig()
     sim = build_simulation(cfg)
+    # Simulated clients' own state (SCAFFOLD's c_i, ...) is saved beside the server checkpoint after
+    # every round, so that a resumed simulation continues with it, as deployed clients would.
+    if checkpoint_path is not None:
+        client_file = Path(f"{checkpoint_path}.clients")
+        if resume and client_file.exists():
+            sim.client_states.load(client_file)
+        observers = [_SaveClientStates(sim.client_states, client_file), *observers]
     observers = [*privacy.privacy_observers(cfg), *observers]  # privacy: epsilon first, so stores see it
     pool = make_pool(cfg.backend, sim.client_fn, cfg.clients)
     pool = privacy.wrap_pool(cfg, pool, num_parameters=sim.initial_parameters.num_elements)  # privacy
@@ -251,3 +265,14 @@ def run_simulation(
         return loop.run(sim.initial_parameters)
     finally:
         pool.close()
+
+
+class _SaveClientStates:
+    """Round observer: write the simulated clients' state store (only when it holds something)."""
+
+    def __init__(self, store: ClientStateStore, path: Path) -> None:
+        self.store, self.path = store, path
+
+    def on_round_end(self, record: object, state: object) -> None:
+        if len(self.store):
+            self.store.save(self.path)

@@ -17,10 +17,21 @@ Example:
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import ClientId
+from fedloom.errors import ValidationError
 
 __all__ = ["ClientState", "ClientStateStore"]
+
+_SEP = "\x1f"
 
 ClientState = dict[str, Parameters]
 """One client's named state entries."""
@@ -50,3 +61,42 @@ class ClientStateStore:
     def nbytes(self) -> int:
         """Memory held by all entries."""
         return sum(p.nbytes for s in self._states.values() for p in s.values())
+
+    # -- persistence (a resumed simulation continues with its clients' state) -----------------
+    def save(self, path: str | Path) -> None:
+        """Atomically write every entry to a safetensors file at ``path`` (no pickle)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, np.ndarray] = {}
+        layout: dict[str, dict[str, list[str]]] = {}
+        for cid, state in self._states.items():
+            layout[cid] = {}
+            for entry, params in state.items():
+                layout[cid][entry] = params.names
+                for name, arr in params.items():
+                    tensors[_SEP.join((cid, entry, name))] = np.ascontiguousarray(arr)
+        fd, tmp = tempfile.mkstemp(prefix=".clients-", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={"fedloom.client_states": json.dumps(layout)})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def load(self, path: str | Path) -> None:
+        """Replace the store's contents with what :meth:`save` wrote to ``path``."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="np") as fh:
+            raw = (fh.metadata() or {}).get("fedloom.client_states")
+        if raw is None:
+            raise ValidationError(f"{path} is not a fedloom client-state file")
+        tensors = load_file(str(path))
+        self._states = {
+            cid: {
+                entry: Parameters({n: tensors[_SEP.join((cid, entry, n))] for n in names})
+                for entry, names in entries.items()
+            }
+            for cid, entries in json.loads(raw).items()
+        }

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedloom.data.synthetic import SYNTHETIC_DATASETS, synthetic_groups, synthetic_loader
 from fedloom.errors import ConfigError
 
 __all__ = ["Dataset", "load_dataset", "DATASETS", "load_file"]
@@ -81,6 +82,9 @@ DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str, tuple[int, i
 }
 """Bundled datasets by name; a path to a ``.csv`` or ``.npz`` file is accepted too."""
 
+# LEAF Synthetic(alpha, beta) of the FedProx paper, with its natural 30-device partition.
+DATASETS.update({name: synthetic_loader(name) for name in SYNTHETIC_DATASETS})
+
 
 def load_file(
     path: str | Path, *, target: str = "target", group: str | None = None
@@ -147,6 +151,7 @@ def load_dataset(
     image_shape: tuple[int, int, int] | None = None
     if name in DATASETS:
         x, y, task, image_shape = DATASETS[name]()
+        groups = synthetic_groups(name)
     elif name.endswith((".csv", ".npz")):
         x, y, groups = load_file(name, target=target_column, group=group_column)
         task = _infer_task(np.asarray(y))

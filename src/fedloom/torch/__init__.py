@@ -2,10 +2,12 @@
 
 from fedloom.torch.client import OptimizerFn, TorchClient, default_loss, make_evaluate_fn
 from fedloom.torch.params import load_parameters, module_parameters
+from fedloom.torch.scaffold import ScaffoldClient
 from fedloom.torch.training import TensorData, evaluate_model, train_epochs
 
 __all__ = [
     "OptimizerFn",
+    "ScaffoldClient",
     "TensorData",
     "TorchClient",
     "default_loss",

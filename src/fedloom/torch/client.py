@@ -117,6 +117,10 @@ class TorchClient(Client):
         generator = torch.Generator().manual_seed(int(config.get("seed", 0)))
         lr = float(config.get("lr", self.lr))
         optimizer = self.optimizer_fn([p for p in model.parameters() if p.requires_grad], lr)
+        # FedProx (Li et al., MLSys 2020): the server asks for mu/2 ||w - w_global||^2.
+        mu = float(config.get("proximal_mu", 0.0))
+        if mu > 0:
+            extra_loss = _with_proximal_term(model, mu, extra_loss)
         if self.dp_sgd is not None:  # privacy: sample-level DP-SGD through Opacus
             from fedloom.privacy.opacus import train_dp_sgd
 
@@ -146,6 +150,19 @@ class TorchClient(Client):
             self.model, data, loss_fn=self.loss_fn, task=self.task, device=self.device
         )
         return EvaluateRes(loss, n, dict(metrics))
+
+
+def _with_proximal_term(
+    model: nn.Module, mu: float, extra_loss: Callable[[nn.Module], torch.Tensor] | None
+) -> Callable[[nn.Module], torch.Tensor]:
+    """``extra_loss`` plus FedProx's proximal term around the parameters the model holds now."""
+    anchors = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+
+    def loss(m: nn.Module) -> torch.Tensor:
+        prox = 0.5 * mu * torch.stack([((p - a) ** 2).sum() for p, a in anchors]).sum()
+        return prox if extra_loss is None else prox + extra_loss(m)
+
+    return loss
 
 
 def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

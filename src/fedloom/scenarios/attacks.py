@@ -1,0 +1,161 @@
+"""Simulated malicious (Byzantine) clients: sign flip, Gaussian noise, label flip, "a little is enough".
+
+A fixed set of attackers (chosen once per run from the seed) replaces the update an honest client
+would send. Update = client parameters minus the global parameters it received.
+
+* ``sign_flip``: send ``-scale * u`` where ``u`` is the honest update (scaled sign flipping).
+* ``gaussian``: send pure noise ``N(0, scale^2)`` per coordinate.
+* ``label_flip``: train honestly on flipped labels ``y -> C - 1 - y`` (a data-poisoning attack;
+  needs a :class:`~fedloom.torch.TorchClient` for a classification task).
+* ``alie``: "A Little Is Enough" (Gilad Baruch, Moran Baruch, Yoav Goldberg, "A Little Is Enough:
+  Circumventing Defenses For Distributed Learning", NeurIPS 2019, arXiv:1902.06156). The attackers
+  collude: they compute the per-coordinate mean ``mu`` and standard deviation ``sigma`` of their
+  own honest updates and all send ``mu - z sigma`` with ``z = Phi^-1((n - s) / n)``,
+  ``s = floor(n / 2 + 1) - m`` for ``n`` clients of which ``m`` are attackers: small enough to
+  pass for honest, consistent enough to shift medians and Krum.
+
+Example:
+    >>> choose_attackers(10, 0.2, seed=0)
+    ['0', '7']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from statistics import NormalDist
+
+import numpy as np
+import torch
+
+from fedloom.core.client import Client
+from fedloom.core.parameters import Parameters
+from fedloom.core.types import ClientId, FitIns, FitRes
+from fedloom.errors import ConfigError
+from fedloom.scenarios.base import ClientWrapper
+
+__all__ = ["ATTACKS", "AlieCollusion", "MaliciousClient", "alie_z", "choose_attackers"]
+
+ATTACKS: tuple[str, ...] = ("none", "sign_flip", "gaussian", "label_flip", "alie")
+"""Names accepted by ``--attack``."""
+
+
+def choose_attackers(num_clients: int, fraction: float, *, seed: int) -> list[ClientId]:
+    """The attacker ids: ``round(fraction * n)`` clients (at least one if ``fraction > 0``), by seed."""
+    if fraction <= 0:
+        return []
+    k = max(1, int(round(fraction * num_clients)))
+    chosen = np.random.default_rng([0xA77A, seed]).permutation(num_clients)[:k]
+    return [str(i) for i in sorted(chosen.tolist())]
+
+
+def alie_z(num_clients: int, num_attackers: int) -> float:
+    """Baruch et al.'s ``z_max`` for ``n`` clients and ``m`` attackers."""
+    s = math.floor(num_clients / 2 + 1) - num_attackers
+    p = (num_clients - s) / num_clients
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return NormalDist().inv_cdf(p)
+
+
+def _replace_update(res: FitRes, global_params: Parameters, update: np.ndarray) -> FitRes:
+    params = global_params.unflatten(global_params.flatten() + update)
+    return dataclasses.replace(res, parameters=params)
+
+
+class AlieCollusion:
+    """What the ALIE attackers share: their honest updates of the current task, combined once.
+
+    Args:
+        attackers: The attacker ids.
+        honest_client_fn: Builds the honest version of a client (to compute its honest update).
+        task_seed_fn: ``(rnd, cid) -> seed`` of a client task (:func:`fedloom.engine.task_seed`).
+        z: The shift in standard deviations.
+    """
+
+    def __init__(
+        self,
+        attackers: list[ClientId],
+        honest_client_fn: Callable[[ClientId], Client],
+        task_seed_fn: Callable[[int, ClientId], int],
+        z: float,
+    ) -> None:
+        self.attackers = attackers
+        self.honest_client_fn = honest_client_fn
+        self.task_seed_fn = task_seed_fn
+        self.z = z
+        self._key: tuple[int, bytes] | None = None
+        self._value: np.ndarray | None = None
+
+    def malicious_update(self, ins: FitIns) -> np.ndarray:
+        """``mu - z sigma`` over the attackers' honest updates for this task's global model."""
+        rnd = int(ins.config.get("round", 0))
+        global_vec = ins.parameters.flatten()
+        key = (rnd, global_vec[: min(64, global_vec.size)].tobytes())
+        if self._key != key or self._value is None:
+            updates = []
+            for cid in self.attackers:
+                config = {**ins.config, "seed": self.task_seed_fn(rnd, cid)}
+                res = self.honest_client_fn(cid).fit_task(dataclasses.replace(ins, config=config))
+                updates.append(res.parameters.flatten() - global_vec)
+            stacked = np.stack(updates)
+            self._value = stacked.mean(axis=0) - self.z * stacked.std(axis=0)
+            self._key = key
+        return self._value
+
+
+class MaliciousClient(ClientWrapper):
+    """Replace ``inner``'s update according to ``attack`` (one of :data:`ATTACKS`).
+
+    Args:
+        inner: The honest client.
+        attack: The attack name.
+        scale: ``sign_flip`` multiplier / ``gaussian`` standard deviation.
+        collusion: Shared state of the ALIE attackers (required for ``alie``).
+    """
+
+    def __init__(
+        self, inner: Client, *, attack: str, scale: float = 4.0, collusion: AlieCollusion | None = None
+    ) -> None:
+        super().__init__(inner)
+        if attack not in ATTACKS or attack == "none":
+            raise ConfigError(f"unknown attack {attack!r}; choose one of {list(ATTACKS[1:])}")
+        if attack == "alie" and collusion is None:
+            raise ConfigError("the alie attack needs an AlieCollusion shared by the attackers")
+        if attack == "label_flip" and getattr(inner, "task", None) != "classification":
+            raise ConfigError("the label_flip attack needs a TorchClient on a classification task")
+        self.attack = attack
+        self.scale = scale
+        self.collusion = collusion
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        if self.attack == "label_flip":
+            return self._label_flip(ins)
+        res = self.inner.fit_task(ins)
+        global_vec = ins.parameters.flatten()
+        if self.attack == "sign_flip":
+            update = -self.scale * (res.parameters.flatten() - global_vec)
+        elif self.attack == "gaussian":
+            rng = np.random.default_rng([0x6A55, int(ins.config.get("seed", 0))])
+            update = rng.normal(0.0, self.scale, global_vec.shape)
+        else:
+            assert self.collusion is not None
+            update = self.collusion.malicious_update(ins)
+        res = _replace_update(res, ins.parameters, update)
+        res.metrics["malicious"] = 1
+        return res
+
+    def _label_flip(self, ins: FitIns) -> FitRes:
+        inner = self.inner
+        honest_loss = inner.loss_fn  # type: ignore[attr-defined]
+
+        def flipped(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return honest_loss(output, output.shape[1] - 1 - target)
+
+        inner.loss_fn = flipped  # type: ignore[attr-defined]
+        try:
+            res = inner.fit_task(ins)
+        finally:
+            inner.loss_fn = honest_loss  # type: ignore[attr-defined]
+        res.metrics["malicious"] = 1
+        return res
