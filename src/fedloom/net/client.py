@@ -253,6 +253,7 @@ class ClientRuntime:
 
     def _run_task(self, task_id: str, ins: Any) -> Iterator[pb.Frame]:
         start = time.perf_counter()
+        log.info("%s round %s started", "fit" if isinstance(ins, FitIns) else "evaluate", ins.config.get("round", "?"))
         if isinstance(ins, FitIns):
             res: Any = self.client.fit(ins.parameters, ins.config)
             if not isinstance(res, FitRes):
