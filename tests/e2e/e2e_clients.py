@@ -73,3 +73,26 @@ class Bad(Wrapped):
 
 def bad_client(name: str) -> Client:
     return Bad(_base(name))
+
+
+def gated_client(name: str) -> Client:
+    """The normal client, built only once the file FEDLOOM_E2E_GATE exists: a replacement process
+    can pay its start-up cost (imports, data) while the process it replaces is still running."""
+    client = _base(name)
+    gate = os.environ["FEDLOOM_E2E_GATE"]
+    while not os.path.exists(gate):
+        time.sleep(0.05)
+    return client
+
+
+class Echo(Client):
+    """Returns what it gets (for clients whose training does not matter)."""
+
+    def get_parameters(self, config):
+        raise NotImplementedError
+
+    def fit(self, parameters, config):
+        return FitRes(parameters, 1)
+
+    def evaluate(self, parameters, config):
+        raise NotImplementedError

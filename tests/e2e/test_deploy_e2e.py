@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
 from fedloom.engine.checkpoint import load_checkpoint
-from fedloom.net import create_credentials, load_deployment
+from fedloom.net import AuthError, create_credentials, load_deployment
 from fedloom.simulation import run_simulation
 
 pytestmark = pytest.mark.slow
@@ -203,26 +204,56 @@ def faults(tmp_path_factory, creds):
     mallory holds valid credentials but is not on the allow list."""
     d = Deployment(tmp_path_factory.mktemp("faults"), creds, rounds=5,
                    server_extra="min_clients_aggregate = 2\nmax_message_mb = 0.1")
+    gate = d.tmp / "victim-killed"
+    d.env["FEDLOOM_E2E_GATE"] = str(gate)
     try:
         server = d.server()
-        mallory_cfg = d.tmp / "mallory.toml"
-        mallory_cfg.write_text(d.config.read_text().replace("threads = 1", "threads = 1\nindex = 0"))
-        intruder = d._spawn(["client", "--server", f"127.0.0.1:{d.port}", "--name", "mallory", "--credentials",
-                             str(creds / "clients" / "mallory")], "mallory.log", mallory_cfg)
         clients = [d.client("0"), d.client("1"), d.client("2", config=d.client_config("e2e_clients:bad_client"))]
         victim = d.client("3", config=d.client_config("e2e_clients:slow_client"))
+        # the restarted victim: starts now, connects only after the kill (see e2e_clients.gated_client)
+        replacement = d._spawn(["client", "--server", f"127.0.0.1:{d.port}", "--name", "3"], "client3-restarted.log",
+                               d.client_config("e2e_clients:gated_client"))
+        intruder = mallory(d, creds)
         wait_for(lambda: "fit round 1 started" in d.log("client3.log"), "the victim to start round 1")
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        wait_for(lambda: d.checkpoint_round() >= 1, "round 1 to complete without the victim")
-        clients.append(d.client("3"))  # restarted: rejoins (every round waits for 4 clients)
+        gate.touch()
+        clients.append(replacement)
         assert d.finish(server) == 0, d.log("server.log")
         for c in clients:
             assert d.finish(c) == 0, c.log.read_text()
-        intruder_rc = d.finish(intruder)
-        return d, d.result()[1], intruder_rc
+        intruder.join(TIMEOUT)
+        return d, d.result()[1], intruder.error
     finally:
         d.stop()
+
+
+def mallory(d: Deployment, creds: Path):
+    """A client with a valid certificate and token that is not on the allow list (in a thread)."""
+    import threading
+
+    from e2e_clients import Echo
+
+    from fedloom.net import ClientRuntime, channel_credentials
+
+    cdir = creds / "clients" / "mallory"
+    rt = ClientRuntime(Echo(), server=f"127.0.0.1:{d.port}", token=(cdir / "token").read_text(),
+                       credentials=channel_credentials(ca_cert=cdir / "ca.pem", client_cert=cdir / "client.pem",
+                                                       client_key=cdir / "client.key"),
+                       backoff_initial_s=0.1, backoff_max_s=0.5, give_up_after_s=TIMEOUT)
+
+    class Attempt(threading.Thread):
+        error: BaseException | None = None
+
+        def run(self) -> None:
+            try:
+                rt.run()
+            except BaseException as exc:
+                self.error = exc
+
+    attempt = Attempt(daemon=True)
+    attempt.start()
+    return attempt
 
 
 def test_client_killed_mid_round_round_completes_and_client_rejoins(faults):
@@ -230,6 +261,7 @@ def test_client_killed_mid_round_round_completes_and_client_rejoins(faults):
     assert [h["round"] for h in history] == [1, 2, 3, 4, 5]
     # round 1: 0 and 1 count; 2 (bad) and 3 (killed) fail
     assert history[0]["metrics"]["fit_clients"] == 2 and history[0]["metrics"]["fit_failures"] == 2
+    assert "fit round 2 started" in d.log("client3-restarted.log")
     # later rounds: the restarted 3 is back
     for h in history[1:]:
         assert h["metrics"]["fit_clients"] == 3 and h["metrics"]["fit_failures"] == 1
@@ -248,7 +280,7 @@ def test_bad_updates_are_rejected_with_a_logged_reason(faults):
 
 
 def test_client_not_on_the_allow_list_is_refused(faults):
-    d, _, intruder_rc = faults
-    assert intruder_rc == 2
-    assert "not allowed to join" in d.log("mallory.log")
-    assert "refused a connection" in d.log("server.log")
+    d, _, error = faults
+    assert isinstance(error, AuthError) and error.code == grpc.StatusCode.PERMISSION_DENIED
+    assert "not allowed to join" in str(error)
+    assert "refused a connection" in d.log("server.log") and "'mallory' is not allowed" in d.log("server.log")
