@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -95,8 +96,17 @@ class _LogRound:
         log.info("round %d done: %s", record.round, shown)
 
 
-def run_server(cfg: RunConfig, scfg: ServerConfig, *, resume: bool = False, insecure: bool = False) -> RunResult:
+def run_server(
+    cfg: RunConfig,
+    scfg: ServerConfig,
+    *,
+    resume: bool = False,
+    insecure: bool = False,
+    on_listen: Callable[[int], None] | None = None,
+) -> RunResult:
     """Serve ``cfg.rounds`` rounds to remote clients; returns the final state and history.
+
+    ``on_listen`` is called with the bound port once the server listens (useful with port 0).
 
     Writes ``checkpoint.safetensors`` (after every round), ``history.json`` and ``model.safetensors``
     to ``scfg.checkpoint_dir``.
@@ -114,6 +124,8 @@ def run_server(cfg: RunConfig, scfg: ServerConfig, *, resume: bool = False, inse
     min_start = scfg.min_clients_start or cfg.clients
     pool = build_pool(scfg, min_clients=min_start, insecure=insecure).start()
     log.info("serving on port %d; waiting for %d clients", pool.port, min_start)
+    if on_listen is not None:
+        on_listen(pool.port)
     loop = FederatedLoop(strategy, pool, num_rounds=cfg.rounds, seed=cfg.seed, observers=[_LogRound()],
                          checkpoint_path=ckpt, round_timeout=scfg.round_deadline_s, eval_every=cfg.eval_every)
     try:
