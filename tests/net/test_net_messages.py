@@ -183,3 +183,33 @@ def test_decode_rejects_inconsistent_messages():
         decode_message(asm.feed(pb.Frame(header=pb.Header(task_id="t", kind=pb.FIT_RES))))
     with pytest.raises(ValidationError, match="unknown message kind"):
         decode_message(asm.feed(pb.Frame(header=pb.Header(task_id="t", kind=pb.KIND_UNSPECIFIED))))
+
+
+# -- the data-frame fast path is byte-compatible with protobuf -------------------------------------
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 300, 70_000])
+def test_fast_data_frames_are_protobuf_wire_compatible(n):
+    from fedloom.net import wire
+
+    chunk = bytes(range(256)) * (n // 256) + bytes(n % 256)
+    raw = wire.serialize(wire.data_message(chunk))
+    assert raw == pb.ClientMessage(frame=pb.Frame(data=chunk)).SerializeToString()
+    assert raw == pb.ServerMessage(frame=pb.Frame(data=chunk)).SerializeToString()
+    parsed = wire.parser(pb.ServerMessage)(raw)
+    assert parsed.WhichOneof("msg") == "frame" and bytes(parsed.frame.data) == chunk
+
+
+def test_fast_parser_falls_back_to_protobuf():
+    from fedloom.net import wire
+
+    parse = wire.parser(pb.ServerMessage)
+    header = pb.ServerMessage(frame=pb.Frame(header=pb.Header(task_id="t", payload_size=3)))
+    assert parse(header.SerializeToString()) == header
+    bye = pb.ServerMessage(bye=pb.Bye(reason="done"))
+    assert parse(bye.SerializeToString()) == bye
+    # a data frame followed by another field is not the fast-path shape: protobuf decides
+    two = pb.ServerMessage(frame=pb.Frame(data=b"xy")).SerializeToString() + bye.SerializeToString()
+    assert parse(two).WhichOneof("msg") == "bye"
+    from google.protobuf.message import DecodeError
+
+    with pytest.raises(DecodeError):
+        parse(b"\x1a\x05\x12\x09abc")  # truncated

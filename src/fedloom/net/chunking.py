@@ -33,6 +33,7 @@ import numpy as np
 from fedloom.core.parameters import SUPPORTED_DTYPES, Parameters
 from fedloom.errors import ValidationError
 from fedloom.net.proto import fedloom_pb2 as pb
+from fedloom.net.wire import DataFrame
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "Assembled", "Assembler", "MessageTooLarge", "encode_frames", "group_nbytes"]
 
@@ -68,8 +69,14 @@ def group_nbytes(groups: Groups) -> int:
     return sum(p.nbytes for _, p in groups)
 
 
-def encode_frames(header: pb.Header, groups: Groups, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[pb.Frame]:
-    """Fill ``header``'s array metadata and payload size, then yield it and the data frames lazily."""
+def encode_frames(
+    header: pb.Header, groups: Groups, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[pb.Frame | DataFrame]:
+    """Fill ``header``'s array metadata and payload size, then yield it and the data frames lazily.
+
+    Data frames are :class:`~fedloom.net.wire.DataFrame` views of the arrays (see :mod:`fedloom.net.wire`),
+    so the arrays must not change while the frames are being sent.
+    """
     if chunk_bytes < 1:
         raise ValueError("chunk_bytes must be >= 1")
     del header.groups[:]
@@ -88,18 +95,18 @@ def encode_frames(header: pb.Header, groups: Groups, *, chunk_bytes: int = DEFAU
             view = _le_bytes(arr)
             pos, n = 0, len(view)
             while pos < n:
-                if not buf and n - pos >= chunk_bytes:  # whole chunk straight from the array
-                    yield pb.Frame(data=bytes(view[pos : pos + chunk_bytes]))
+                if not buf and n - pos >= chunk_bytes:  # whole chunk: a view of the array, no copy
+                    yield DataFrame(view[pos : pos + chunk_bytes])
                     pos += chunk_bytes
                     continue
                 take = min(chunk_bytes - len(buf), n - pos)
                 buf += view[pos : pos + take]
                 pos += take
                 if len(buf) == chunk_bytes:
-                    yield pb.Frame(data=bytes(buf))
+                    yield DataFrame(bytes(buf))
                     buf = bytearray()
     if buf:
-        yield pb.Frame(data=bytes(buf))
+        yield DataFrame(bytes(buf))
 
 
 HeaderCheck = Callable[[pb.Header], None]
@@ -133,10 +140,10 @@ class Assembler:
         """True while a message's payload is still arriving (or being skipped)."""
         return self._header is not None or self._skip > 0
 
-    def feed(self, frame: pb.Frame) -> Assembled | None:
+    def feed(self, frame: pb.Frame | DataFrame) -> Assembled | None:
         """Consume one frame; return the message it completes, if any."""
         which = frame.WhichOneof("body")
-        if which == "header":
+        if isinstance(frame, pb.Frame) and which == "header":
             return self._on_header(frame.header)
         if which == "data":
             return self._on_data(frame.data)
@@ -172,7 +179,7 @@ class Assembler:
         self._target_idx = self._target_pos = 0
         return self._finish() if size == 0 else None
 
-    def _on_data(self, data: bytes) -> Assembled | None:
+    def _on_data(self, data: bytes | memoryview) -> Assembled | None:
         if self._skip > 0:
             if len(data) > self._skip:
                 self._skip = 0

@@ -30,13 +30,13 @@ import grpc
 from fedloom.core.client import Client
 from fedloom.core.types import EvaluateIns, FitIns, FitRes
 from fedloom.errors import ConfigError, ValidationError
+from fedloom.net import wire
 from fedloom.net.auth import CLAIMED_NAME_KEY, AuthError
 from fedloom.net.chunking import Assembler
 from fedloom.net.messages import decode_message as _decode
 from fedloom.net.messages import encode_error, encode_message
 from fedloom.net.proto import fedloom_pb2 as pb
-from fedloom.net.proto import fedloom_pb2_grpc as pb_grpc
-from fedloom.net.server import PROTOCOL_VERSION
+from fedloom.net.server import PROTOCOL_VERSION, SERVICE
 
 __all__ = ["ClientRuntime", "channel_credentials", "backoff_delay"]
 
@@ -189,8 +189,9 @@ class ClientRuntime:
         welcomed = False
         last_heard = [time.monotonic()]
         with self._channel() as channel:
-            stub = pb_grpc.FedloomStub(channel)
-            responses = stub.Connect(conn.requests(), metadata=self.metadata)
+            connect = channel.stream_stream(f"/{SERVICE}/Connect", request_serializer=wire.serialize,
+                                            response_deserializer=wire.parser(pb.ServerMessage))
+            responses = connect(conn.requests(), metadata=self.metadata)
             watchdog = threading.Thread(target=self._watch, args=(conn, responses, last_heard), daemon=True)
             watchdog.start()
             assembler = Assembler(max_bytes=self.max_message_bytes)
@@ -228,14 +229,16 @@ class ClientRuntime:
             conn.out.put([pb.ClientMessage(heartbeat=pb.Heartbeat(time=time.time()))])
             conn.closed.wait(self.heartbeat_s)
 
-    def _on_frame(self, frame: pb.Frame, assembler: Assembler, conn: _Connection, last_heard: list[float]) -> None:
-        task_id = frame.header.task_id if frame.WhichOneof("body") == "header" else ""
+    def _on_frame(
+        self, frame: pb.Frame | wire.DataFrame, assembler: Assembler, conn: _Connection, last_heard: list[float]
+    ) -> None:
+        task_id = frame.header.task_id if isinstance(frame, pb.Frame) and frame.HasField("header") else ""
         try:
             done = assembler.feed(frame)
         except ValidationError as exc:
             log.warning("refused a task: %s", exc)
             if task_id:
-                conn.out.put(pb.ClientMessage(frame=f) for f in encode_error(task_id, f"refused: {exc}"))
+                conn.out.put(wire.envelope(pb.ClientMessage, f) for f in encode_error(task_id, f"refused: {exc}"))
             return
         if done is None:
             return
@@ -247,11 +250,11 @@ class ClientRuntime:
         except Exception as exc:  # the client's own failure is reported, not fatal
             log.warning("task failed: %s: %s", type(exc).__name__, exc)
             frames = encode_error(task_id, f"{type(exc).__name__}: {exc}")
-        conn.out.put(pb.ClientMessage(frame=f) for f in frames)
+        conn.out.put(wire.envelope(pb.ClientMessage, f) for f in frames)
         last_heard[0] = time.monotonic()  # time spent training is not the server's silence
         self.tasks_done += 1
 
-    def _run_task(self, task_id: str, ins: Any) -> Iterator[pb.Frame]:
+    def _run_task(self, task_id: str, ins: Any) -> Iterator[pb.Frame | wire.DataFrame]:
         start = time.perf_counter()
         log.info("%s round %s started", "fit" if isinstance(ins, FitIns) else "evaluate", ins.config.get("round", "?"))
         if isinstance(ins, FitIns):

@@ -31,6 +31,7 @@ from fedloom.core.types import EvaluateIns, EvaluateRes, FitIns, FitRes, Scalar
 from fedloom.errors import ValidationError
 from fedloom.net.chunking import DEFAULT_CHUNK_BYTES, Assembled, encode_frames
 from fedloom.net.proto import fedloom_pb2 as pb
+from fedloom.net.wire import DataFrame
 
 __all__ = ["Message", "RemoteError", "encode_message", "encode_error", "decode_message", "scalars_to_proto",
            "scalars_from_proto"]
@@ -89,7 +90,7 @@ def scalars_from_proto(source) -> dict[str, Scalar]:  # noqa: ANN001 - a protobu
 
 def encode_message(
     task_id: str, message: FitIns | FitRes | EvaluateIns | EvaluateRes, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
-) -> Iterator[pb.Frame]:
+) -> Iterator[pb.Frame | DataFrame]:
     """Frames of one task or result (lazily produced; the arrays are not copied up front)."""
     kind = _KINDS.get(type(message))
     if kind is None:
@@ -112,7 +113,7 @@ def encode_message(
     return encode_frames(header, groups, chunk_bytes=chunk_bytes)
 
 
-def encode_error(task_id: str, error: str) -> Iterator[pb.Frame]:
+def encode_error(task_id: str, error: str) -> Iterator[pb.Frame | DataFrame]:
     """Frames reporting that a task failed on the client."""
     return encode_frames(pb.Header(task_id=task_id, kind=pb.ERROR, error=error[:2000]), [])
 

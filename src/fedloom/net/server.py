@@ -32,17 +32,18 @@ from fedloom.core.parameters import ParamSpec
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
 from fedloom.errors import ValidationError
+from fedloom.net import wire
 from fedloom.net.auth import Authenticator, AuthError
 from fedloom.net.chunking import Assembler, MessageTooLarge
 from fedloom.net.messages import RemoteError, decode_message, encode_message
 from fedloom.net.proto import fedloom_pb2 as pb
-from fedloom.net.proto import fedloom_pb2_grpc as pb_grpc
 
 __all__ = ["GrpcPool", "PROTOCOL_VERSION", "check_header_spec", "natural_key"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+SERVICE = "fedloom.net.Fedloom"  # the service of fedloom.proto; messages go through fedloom.net.wire
 _CLOSE = object()  # sentinel in a session's outbound queue
 
 
@@ -110,7 +111,7 @@ class _Session:
                 return pending
             self.pending[pending.task_id] = pending
         frames = encode_message(pending.task_id, ins, chunk_bytes=self.pool.chunk_bytes)
-        self.out.put(pb.ServerMessage(frame=f) for f in frames)
+        self.out.put(wire.envelope(pb.ServerMessage, f) for f in frames)
         return pending
 
     def cancel(self, task_id: str) -> None:
@@ -145,8 +146,8 @@ class _Session:
         with self.lock:
             return self.pending.pop(task_id, None)
 
-    def on_frame(self, frame: pb.Frame) -> None:
-        task_id = frame.header.task_id if frame.WhichOneof("body") == "header" else None
+    def on_frame(self, frame: pb.Frame | wire.DataFrame) -> None:
+        task_id = frame.header.task_id if isinstance(frame, pb.Frame) and frame.HasField("header") else None
         try:
             done = self.assembler.feed(frame)
         except _Late as exc:
@@ -189,7 +190,7 @@ class _Late(ValidationError):
     pass
 
 
-class _Servicer(pb_grpc.FedloomServicer):
+class _Servicer:
     def __init__(self, pool: GrpcPool) -> None:
         self.pool = pool
 
@@ -305,7 +306,12 @@ class GrpcPool:
                 ("grpc.http2.max_ping_strikes", 0),
             ],
         )
-        pb_grpc.add_FedloomServicer_to_server(_Servicer(self), self._server)
+        handler = grpc.stream_stream_rpc_method_handler(
+            _Servicer(self).Connect,
+            request_deserializer=wire.parser(pb.ClientMessage),
+            response_serializer=wire.serialize,
+        )
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Connect": handler}),))
         if server_credentials is None:
             self.port = self._server.add_insecure_port(address)
         else:
