@@ -175,7 +175,10 @@ def client_cmd(server: str, config_path: str, name: str, credentials: str | None
         ccfg.credentials = credentials
     if insecure:
         _insecure_warning()
-    reason = run_client(cfg, ccfg, server=server, name=name, insecure=insecure)
+    try:
+        reason = run_client(cfg, ccfg, server=server, name=name, insecure=insecure)
+    except ConnectionError as exc:  # gave up reconnecting (give_up_after_s)
+        raise FedloomError(str(exc)) from exc
     click.echo(f"server closed the run: {reason}")
 
 

@@ -109,3 +109,15 @@ heartbeat_s = 0.5
     assert (tmp_path / "run" / "model.safetensors").exists() and (tmp_path / "run" / "history.json").exists()
     with pytest.raises(ConfigError, match="--resume"):
         run_server(cfg, scfg, insecure=True)
+
+
+def test_certs_command_writes_credentials(tmp_path, capsys):
+    from fedloom.cli import main
+
+    main(["certs", "--out", str(tmp_path / "creds"), "--clients", "a,b", "--hosts", "fl.example.org"])
+    assert "2 client credentials" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "creds" / "clients").iterdir()) == ["a", "b"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["certs", "--out", str(tmp_path / "bad"), "--clients", "../x"])
+    assert exit_info.value.code == 2
+    assert "invalid client name" in capsys.readouterr().err
