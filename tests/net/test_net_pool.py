@@ -187,3 +187,18 @@ def test_malformed_protobuf_does_not_hurt_the_server(harness):
     h.pool.available()
     out = fit_all(h.pool, ["0"])
     assert out.failures == [] and [c for c, _ in out.results] == ["0"]
+
+
+def test_available_waits_for_min_clients_then_fails_the_round(harness):
+    import pytest
+
+    from fedloom.errors import RoundFailedError
+
+    h = harness(min_clients=2, wait_clients_s=0.3)
+    h.start("0", AddOne())
+    assert h.pool.wait_for_clients(1, timeout=10)
+    with pytest.raises(RoundFailedError, match="only 1 of the 2"):
+        h.pool.available()
+    h.start("1", AddOne())
+    h.pool.wait_clients_s = 10
+    assert h.pool.available() == ["0", "1"]

@@ -31,7 +31,7 @@ from fedloom.backends.base import PoolResult
 from fedloom.core.parameters import ParamSpec
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
-from fedloom.errors import ValidationError
+from fedloom.errors import RoundFailedError, ValidationError
 from fedloom.net import wire
 from fedloom.net.auth import Authenticator, AuthError
 from fedloom.net.chunking import Assembler, MessageTooLarge
@@ -369,9 +369,14 @@ class GrpcPool:
 
     # -- ClientPool --------------------------------------------------------------------
     def available(self) -> list[ClientId]:
+        """Connected clients, once at least ``min_clients`` are (waiting up to ``wait_clients_s``).
+
+        Raises:
+            RoundFailedError: fewer than ``min_clients`` connected in time (the server retries the round).
+        """
         if not self.wait_for_clients(self.min_clients, self.wait_clients_s):
-            log.warning("only %d of %d clients connected after %.0fs", len(self.connected()), self.min_clients,
-                        self.wait_clients_s)
+            raise RoundFailedError(f"only {len(self.connected())} of the {self.min_clients} clients needed to start "
+                                   f"a round connected within {self.wait_clients_s:.0f}s")
         return self.connected()
 
     def fit(
