@@ -90,16 +90,18 @@ class Deployment:
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(HERE)]),
                     "OMP_NUM_THREADS": "1", "FEDLOOM_E2E_CONFIG": str(self.config)}
 
-    def _spawn(self, args: list[str], log: str, config: Path | None = None) -> subprocess.Popen:
+    def _spawn(self, args: list[str], log: str, config: Path | None = None, gate: Path | None = None
+               ) -> subprocess.Popen:
         out = open(self.tmp / log, "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "fedloom.cli", *args, "--config", str(config or self.config)],
+        launcher = ["e2e_launch", str(gate)] if gate else ["fedloom.cli"]
+        proc = subprocess.Popen([sys.executable, "-m", *launcher, *args, "--config", str(config or self.config)],
                                 cwd=self.tmp, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         proc.log = self.tmp / log  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
 
-    def server(self, *extra: str) -> subprocess.Popen:
-        return self._spawn(["server", *extra], "server.log")
+    def server(self, *extra: str, gate: Path | None = None) -> subprocess.Popen:
+        return self._spawn(["server", *extra], "server.log", gate=gate)
 
     def client(self, name: str, *, config: Path | None = None) -> subprocess.Popen:
         return self._spawn(["client", "--server", f"127.0.0.1:{self.port}", "--name", name], f"client{name}.log",
@@ -162,12 +164,14 @@ def resumed(tmp_path_factory, creds):
     try:
         server = d.server()
         clients = [d.client(str(i)) for i in range(4)]
+        gate = d.tmp / "server-killed"
+        resumed = d.server("--resume", gate=gate)  # imports now, runs the real CLI once the gate opens
         wait_for(lambda: d.checkpoint_round() >= 1, "the round 1 checkpoint")
         server.send_signal(signal.SIGKILL)  # mid-run: round 2 is in flight (clients sleep before training)
         server.wait(10)
         killed_after = d.checkpoint_round()
         first_log = d.log("server.log")
-        resumed = d.server("--resume")
+        gate.touch()
         assert d.finish(resumed) == 0, d.log("server.log")
         for c in clients:
             assert d.finish(c) == 0, c.log.read_text()
