@@ -143,6 +143,80 @@ def he_keys_cmd(out_dir: str, poly_degree: int, scale_bits: int) -> None:
     secret, public = write_keys(out_dir, poly_degree=poly_degree, scale_bits=scale_bits)
     click.echo(f"clients (secret, keep private): {secret} ({secret.stat().st_size:,} bytes)")
     click.echo(f"server (public only):           {public} ({public.stat().st_size:,} bytes)")
+# -- deployment (fedloom.net): server, client, certs ------------------------------------------------
+def _deploy_logging() -> None:
+    """Deployment commands always log fedloom's INFO lines (connections, rounds, rejections)."""
+    logging.getLogger("fedloom").setLevel(logging.INFO)
+
+
+def _insecure_warning() -> None:
+    click.echo("WARNING: --insecure: no TLS, traffic and tokens travel in plaintext. Local experiments only.",
+               err=True)
+
+
+@cli.command("server")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
+              help="TOML: experiment keys (as for `fedloom run`) plus a [server] table.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in [server] checkpoint_dir.")
+@click.option("--insecure", is_flag=True, help="Serve without TLS (prints a warning).")
+@click.option("--address", default=None, help="HOST:PORT to listen on (overrides [server] address).")
+def server_cmd(config_path: str, resume: bool, insecure: bool, address: str | None) -> None:
+    """Run a federated training server that remote clients connect to over gRPC."""
+    from fedloom.net.config import load_deployment
+    from fedloom.net.deploy import run_server
+
+    _deploy_logging()
+    cfg, scfg, _ = load_deployment(config_path)
+    if address:
+        scfg.address = address
+    if insecure:
+        _insecure_warning()
+    result = run_server(cfg, scfg, resume=resume, insecure=insecure)
+    final = result.final
+    if "accuracy" in final:
+        click.echo(f"final accuracy: {final['accuracy']:.4f}")
+    click.echo(f"rounds: {len(result.history)}; checkpoint and model in {scfg.checkpoint_dir}")
+
+
+@cli.command("client")
+@click.option("--server", "server", required=True, help="HOST:PORT of the fedloom server.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
+              help="TOML: the client's data/model (RunConfig keys) plus a [client] table.")
+@click.option("--name", default="", help="This client's name (default: [client] name or its certificate).")
+@click.option("--credentials", default=None, help="Directory from `fedloom certs` (clients/<name>).")
+@click.option("--insecure", is_flag=True, help="Connect without TLS (prints a warning).")
+def client_cmd(server: str, config_path: str, name: str, credentials: str | None, insecure: bool) -> None:
+    """Connect a client to a fedloom server and train when asked, until the run ends."""
+    from fedloom.net.config import load_deployment
+    from fedloom.net.deploy import run_client
+
+    _deploy_logging()
+    cfg, _, ccfg = load_deployment(config_path)
+    if credentials is not None:
+        ccfg.credentials = credentials
+    if insecure:
+        _insecure_warning()
+    try:
+        reason = run_client(cfg, ccfg, server=server, name=name, insecure=insecure)
+    except ConnectionError as exc:  # gave up reconnecting (give_up_after_s)
+        raise FedloomError(str(exc)) from exc
+    click.echo(f"server closed the run: {reason}")
+
+
+@cli.command("certs")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--clients", required=True, help="Comma-separated client names, e.g. a,b,c.")
+@click.option("--hosts", default="localhost,127.0.0.1", show_default=True,
+              help="Comma-separated DNS names / IPs the server certificate is valid for.")
+@click.option("--days", default=365, show_default=True, help="Certificate validity in days.")
+def certs_cmd(out: str, clients: str, hosts: str, days: int) -> None:
+    """Create a CA, a server certificate, and a certificate + token per client."""
+    from fedloom.net.certs import create_credentials
+
+    names = [c.strip() for c in clients.split(",") if c.strip()]
+    path = create_credentials(out, clients=names, hosts=hosts.split(","), days=days)
+    click.echo(f"wrote CA, server and {len(names)} client credentials to {path}")
+    click.echo(f"server: credentials = \"{path}\"; give each client {path}/clients/<name>/")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from fedloom.errors import ConfigError
 
-__all__ = ["RunConfig", "load_config", "config_fields"]
+__all__ = ["RunConfig", "load_config", "config_fields", "config_from_mapping"]
 
 
 def opt(default: Any, help: str, **meta: Any) -> Any:  # noqa: A002 - "help" reads best at call sites
@@ -257,5 +257,20 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             values[key] = value
     _check_keys(values, "overrides")
     cfg = RunConfig(**values)
+    cfg.validate()
+    return cfg
+
+
+# -- deployment (fedloom.net): RunConfig keys read from a TOML that also holds other tables ------------
+def config_from_mapping(values: dict[str, Any], source: str) -> RunConfig:
+    """A validated :class:`RunConfig` from already-parsed TOML keys (tables flattened as in :func:`load_config`)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    _check_keys(flat, source)
+    cfg = RunConfig(**{k: _coerce(k, v, source) for k, v in flat.items()})
     cfg.validate()
     return cfg

@@ -46,10 +46,11 @@ class ClientPool(Protocol):
         ...
 
     def fit(
-        self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec, timeout: float | None
+        self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec | None, timeout: float | None
     ) -> PoolResult[FitRes]:
         """Run training tasks. ``expected`` is the spec of valid parameters, for backends that can
-        reject a bad update early (e.g. before reading a whole stream); the loop checks again."""
+        reject a bad update early (e.g. before reading a whole stream); ``None`` means no early check
+        (compressed payloads). The loop validates every result again."""
         ...
 
     def evaluate(

@@ -37,7 +37,7 @@ class InlinePool:
         return self._ids
 
     def fit(
-        self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec, timeout: float | None = None
+        self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec | None, timeout: float | None = None
     ) -> PoolResult[FitRes]:
         out: PoolResult[FitRes] = PoolResult()
         for cid, ins in tasks:

@@ -158,7 +158,9 @@ class FederatedLoop:
         tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in tasks]
         if self.codec is not None:
             tasks = encode_broadcast(self.codec, tasks)
-        fit = self.pool.fit(tasks, expected=expected, timeout=self.round_timeout)
+        # A compressed payload has its own names and shapes, so pools may check early only without a codec.
+        early_spec = expected if self.codec is None else None
+        fit = self.pool.fit(tasks, expected=early_spec, timeout=self.round_timeout)
         num_fit_tasks, num_returned = len(tasks), len(fit.results)
         if self.codec is not None:
             fit.results, undecodable = decode_results(self.codec, fit.results, state.parameters)

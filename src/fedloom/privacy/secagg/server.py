@@ -101,7 +101,7 @@ class SecAggPool:
         return k, t
 
     def fit(
-        self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec, timeout: float | None = None
+        self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec | None, timeout: float | None = None
     ) -> PoolResult[FitRes]:
         """One secure-aggregation round over ``tasks``; see the module docstring."""
         return _Round(self, list(tasks), timeout).run()

@@ -1,0 +1,223 @@
+"""Build and run a deployed server or client from configuration (what ``fedloom server``/``client`` call).
+
+The server builds the experiment exactly like ``fedloom run`` does (strategy, initial model and
+central evaluation from the :class:`~fedloom.config.RunConfig` keys), swaps the in-process pool for a
+:class:`~fedloom.net.server.GrpcPool`, and runs the ordinary :class:`~fedloom.engine.FederatedLoop`
+with a checkpoint after every round. A round that cannot complete (too few clients) is retried
+from the last checkpoint, so it consumes no randomness twice and the run stays reproducible.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from fedloom.config import RunConfig
+from fedloom.core.client import Client
+from fedloom.engine import FederatedLoop, RoundRecord, RunResult
+from fedloom.errors import ConfigError, RoundFailedError
+from fedloom.net.auth import Authenticator, load_token_hashes
+from fedloom.net.client import ClientRuntime, channel_credentials
+from fedloom.net.config import ClientConfig, ServerConfig
+from fedloom.net.server import GrpcPool
+
+__all__ = ["build_pool", "run_server", "build_client", "run_client", "CHECKPOINT_NAME"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} file {path} does not exist (create credentials with `fedloom certs`)") from exc
+
+
+def _server_files(scfg: ServerConfig) -> dict[str, str]:
+    files = {"ca_cert": scfg.ca_cert, "server_cert": scfg.server_cert, "server_key": scfg.server_key,
+             "tokens_file": scfg.tokens_file}
+    if scfg.credentials:
+        base = Path(scfg.credentials)
+        defaults = {"ca_cert": "ca.pem", "server_cert": "server.pem", "server_key": "server.key",
+                    "tokens_file": "tokens.json"}
+        files = {k: v or str(base / defaults[k]) for k, v in files.items()}
+    return files
+
+
+def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) -> GrpcPool:
+    """The gRPC pool ``scfg`` describes (not started). ``insecure``: plaintext, no TLS."""
+    files = _server_files(scfg)
+    token_hashes = load_token_hashes(files["tokens_file"]) if files["tokens_file"] else None
+    creds = None
+    if not insecure:
+        if not (files["server_cert"] and files["server_key"]):
+            raise ConfigError("TLS needs server_cert and server_key (or credentials = a `fedloom certs` dir); "
+                              "pass --insecure for a plaintext local experiment")
+        root = _read(files["ca_cert"], "CA certificate") if scfg.require_client_cert else None
+        if scfg.require_client_cert and not files["ca_cert"]:
+            raise ConfigError("require_client_cert needs ca_cert")
+        creds = grpc.ssl_server_credentials(
+            [(_read(files["server_key"], "server key"), _read(files["server_cert"], "server certificate"))],
+            root_certificates=root,
+            require_client_auth=scfg.require_client_cert,
+        )
+    elif scfg.require_client_cert:
+        raise ConfigError("require_client_cert needs TLS: drop --insecure")
+    allowed = scfg.allowed_clients or None
+    authenticator = Authenticator(token_hashes=token_hashes, require_cert=scfg.require_client_cert and not insecure,
+                                  allowed=allowed)
+    if authenticator.open and allowed is None:
+        log.warning("no authentication configured: any client that can reach %s may join", scfg.address)
+    return GrpcPool(
+        address=scfg.address,
+        authenticator=authenticator,
+        server_credentials=creds,
+        min_clients=min_clients,
+        wait_clients_s=scfg.wait_clients_s,
+        max_message_bytes=scfg.max_message_bytes,
+        chunk_bytes=scfg.chunk_kb * 1024,
+        heartbeat_s=scfg.heartbeat_s,
+        heartbeat_timeout_s=scfg.heartbeat_timeout_s,
+        max_clients=scfg.max_clients,
+    )
+
+
+class _LogRound:
+    def on_round_end(self, record: RoundRecord, state: object) -> None:
+        shown = {k: round(v, 4) for k, v in record.metrics.items() if k in ("accuracy", "loss", "fit_clients",
+                                                                          "fit_failures", "wall_s")}
+        log.info("round %d done: %s", record.round, shown)
+
+
+def run_server(
+    cfg: RunConfig,
+    scfg: ServerConfig,
+    *,
+    resume: bool = False,
+    insecure: bool = False,
+    on_listen: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Serve ``cfg.rounds`` rounds to remote clients; returns the final state and history.
+
+    ``on_listen`` is called with the bound port once the server listens (useful with port 0).
+
+    Writes ``checkpoint.safetensors`` (after every round), ``history.json`` and ``model.safetensors``
+    to ``scfg.checkpoint_dir``.
+    """
+    from fedloom.simulation import build_simulation
+
+    out = Path(scfg.checkpoint_dir)
+    ckpt = out / CHECKPOINT_NAME
+    if ckpt.exists() and not resume:
+        raise ConfigError(f"{ckpt} exists: pass --resume to continue that run, or choose another checkpoint_dir")
+    sim = build_simulation(cfg)
+    strategy = sim.strategy
+    if hasattr(strategy, "min_fit_results"):
+        strategy.min_fit_results = scfg.min_clients_aggregate
+    min_start = scfg.min_clients_start or cfg.clients
+    pool = build_pool(scfg, min_clients=min_start, insecure=insecure).start()
+    log.info("serving on port %d; waiting for %d clients", pool.port, min_start)
+    if on_listen is not None:
+        on_listen(pool.port)
+    loop = FederatedLoop(strategy, pool, num_rounds=cfg.rounds, seed=cfg.seed, observers=[_LogRound()],
+                         checkpoint_path=ckpt, round_timeout=scfg.round_deadline_s, eval_every=cfg.eval_every)
+    try:
+        failures = 0
+        while True:
+            resumed = loop.resume_state()
+            if resumed is not None:
+                log.info("resuming after round %d", resumed[0].round)
+            try:
+                if resumed is not None:
+                    result = loop.run(state=resumed[0], history=resumed[1])
+                else:
+                    result = loop.run(sim.initial_parameters)
+                break
+            except RoundFailedError as exc:
+                failures += 1
+                if failures > scfg.max_round_retries:
+                    raise
+                log.warning("%s; retrying from the last checkpoint (%d/%d)", exc, failures, scfg.max_round_retries)
+        pool.close("training finished")
+    except BaseException as exc:
+        log.error("server stopping: %s: %s", type(exc).__name__, exc)
+        pool.close("server stopped")
+        raise
+    from safetensors.numpy import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v for k, v in result.parameters.items()}, str(out / "model.safetensors"))
+    (out / "history.json").write_text(json.dumps([h.as_dict() for h in result.history], indent=1))
+    return result
+
+
+def _import_factory(spec: str):  # noqa: ANN202 - returns a ClientFn
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ConfigError(f"client_fn must be 'package.module:factory', got {spec!r}")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load client_fn {spec!r}: {exc}") from exc
+
+
+def build_client(cfg: RunConfig, ccfg: ClientConfig, name: str) -> Client:
+    """The client object: ``client_fn(name)`` if configured, else the RunConfig's client ``index``."""
+    if ccfg.client_fn:
+        return _import_factory(ccfg.client_fn)(name)
+    from fedloom.simulation import build_simulation
+
+    index = ccfg.index
+    if index < 0:
+        if not name.isdigit():
+            raise ConfigError(f"client {name!r}: set [client] index (which partition of the RunConfig data)")
+        index = int(name)
+    if index >= cfg.clients:
+        raise ConfigError(f"client index {index} but the config has clients = {cfg.clients}")
+    return build_simulation(cfg).client_fn(str(index))
+
+
+def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "", insecure: bool = False) -> str:
+    """Connect the configured client to ``server`` and serve until the server says goodbye."""
+    name = name or ccfg.name
+    cred_dir = ccfg.credentials.replace("{name}", name) if ccfg.credentials else ""
+    def pick(value: str, default: str) -> str:
+        if value:
+            return value
+        return str(Path(cred_dir) / default) if cred_dir and (Path(cred_dir) / default).exists() else ""
+
+    ca, cert, key, token_file = (pick(ccfg.ca_cert, "ca.pem"), pick(ccfg.client_cert, "client.pem"),
+                                 pick(ccfg.client_key, "client.key"), pick(ccfg.token_file, "token"))
+    token = _read(token_file, "token").decode().strip() if token_file else None
+    if not name and cert:
+        from cryptography import x509
+
+        cn = x509.load_pem_x509_certificate(_read(cert, "client certificate")).subject
+        name = cn.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value  # type: ignore[assignment]
+    if not name:
+        raise ConfigError("the client needs a name: --name, [client] name, or a client certificate")
+    if ccfg.threads:
+        import torch
+
+        torch.set_num_threads(ccfg.threads)
+    creds = None
+    if not insecure:
+        if not ca:
+            raise ConfigError("TLS needs the CA certificate (ca_cert or credentials); pass --insecure for plaintext")
+        creds = channel_credentials(ca_cert=ca, client_cert=cert or None, client_key=key or None)
+    client = build_client(cfg, ccfg, name)
+    runtime = ClientRuntime(
+        client, server=server, credentials=creds, token=token, name=name,
+        heartbeat_s=ccfg.heartbeat_s, server_timeout_s=ccfg.server_timeout_s,
+        backoff_initial_s=ccfg.backoff_initial_s, backoff_max_s=ccfg.backoff_max_s,
+        give_up_after_s=ccfg.give_up_after_s, max_message_bytes=ccfg.max_message_bytes,
+        chunk_bytes=ccfg.chunk_kb * 1024,
+    )
+    return runtime.run()

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for ``fedloom.proto`` (regenerate with ``make proto``)."""
