@@ -35,7 +35,7 @@ from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
 from fedloom.torch.scaffold import ScaffoldClient
 from fedloom.torch.training import TensorData
 
-__all__ = ["Simulation", "build_simulation", "run_simulation", "simulate", "make_pool"]
+__all__ = ["Simulation", "assemble_loop", "build_simulation", "run_simulation", "simulate", "make_pool"]
 
 
 @dataclass
@@ -244,27 +244,45 @@ def run_simulation(
         if resume and client_file.exists():
             sim.client_states.load(client_file)
         observers = [_SaveClientStates(sim.client_states, client_file), *observers]
-    observers = [*privacy.privacy_observers(cfg), *observers]  # privacy: epsilon first, so stores see it
-    pool = make_pool(cfg.backend, sim.client_fn, cfg.clients)
-    pool = privacy.wrap_pool(cfg, pool, num_parameters=sim.initial_parameters.num_elements)  # privacy
+    loop = assemble_loop(sim, make_pool(cfg.backend, sim.client_fn, cfg.clients), observers=observers,
+                         checkpoint_path=checkpoint_path)
     try:
-        loop = FederatedLoop(
-            sim.strategy,
-            pool,
-            num_rounds=cfg.rounds,
-            seed=cfg.seed,
-            observers=observers,
-            checkpoint_path=checkpoint_path,
-            eval_every=cfg.eval_every,
-            codec=sim.codec,
-        )
         resumed = loop.resume_state() if resume else None
         if resumed is not None:
             state, history = resumed
             return loop.run(state=state, history=history)
         return loop.run(sim.initial_parameters)
     finally:
-        pool.close()
+        loop.pool.close()
+
+
+def assemble_loop(
+    sim: Simulation,
+    pool: ClientPool,
+    *,
+    observers: Sequence[RoundObserver] = (),
+    checkpoint_path: str | Path | None = None,
+    round_timeout: float | None = None,
+) -> FederatedLoop:
+    """The round loop of a built experiment over any pool (in-process, Ray, gRPC).
+
+    Applies what the config asks of the server side: the privacy pool wrapper (SecAgg+) and the
+    epsilon observer (first, so stores and progress bars see ``epsilon``), and the update codec.
+    """
+    cfg = sim.config
+    observers = [*privacy.privacy_observers(cfg), *observers]  # privacy: epsilon first, so stores see it
+    pool = privacy.wrap_pool(cfg, pool, num_parameters=sim.initial_parameters.num_elements)  # privacy
+    return FederatedLoop(
+        sim.strategy,
+        pool,
+        num_rounds=cfg.rounds,
+        seed=cfg.seed,
+        observers=observers,
+        checkpoint_path=checkpoint_path,
+        round_timeout=round_timeout,
+        eval_every=cfg.eval_every,
+        codec=sim.codec,
+    )
 
 
 class _SaveClientStates:

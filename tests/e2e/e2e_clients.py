@@ -96,3 +96,31 @@ class Echo(Client):
 
     def evaluate(self, parameters, config):
         raise NotImplementedError
+
+
+class DiesAfterShareKeys(Client):
+    """Kills its own process (SIGKILL) when the masked-input stage arrives: a SecAgg+ dropout after
+    the share-keys stage, the case the unmask stage must recover from."""
+
+    def __init__(self, inner: Client) -> None:
+        self.inner = inner
+
+    def get_parameters(self, config):
+        return self.inner.get_parameters(config)
+
+    def fit(self, parameters, config):
+        return self.inner.fit(parameters, config)
+
+    def fit_task(self, ins):
+        if ins.config.get("secagg_stage") == "mask":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.fit_task(ins)
+
+    def evaluate(self, parameters, config):
+        return self.inner.evaluate(parameters, config)
+
+
+def dies_after_share_keys(name: str) -> Client:
+    return DiesAfterShareKeys(_base(name))

@@ -288,3 +288,32 @@ def test_client_not_on_the_allow_list_is_refused(faults):
     assert isinstance(error, AuthError) and error.code == grpc.StatusCode.PERMISSION_DENIED
     assert "not allowed to join" in str(error)
     assert "refused a connection" in d.log("server.log") and "'mallory' is not allowed" in d.log("server.log")
+
+
+def test_secagg_over_grpc_survives_a_client_killed_after_share_keys(tmp_path):
+    """SecAgg+ over the real transport: 5 client processes, client 4 SIGKILLs itself when the masked-input
+    stage arrives (after sharing its keys); the unmask stage recovers and the round completes; the same
+    identity rejoins for round 2."""
+    creds = create_credentials(tmp_path / "creds", clients=["0", "1", "2", "3", "4"])
+    d = Deployment(tmp_path, creds, rounds=2)
+    d.config.write_text(
+        d.config.read_text()
+        .replace("clients = 4", "clients = 5\nsecagg = true\nsecagg_neighbours = -1\nsecagg_threshold = 3")
+        .replace('allowed_clients = ["0", "1", "2", "3"]', 'allowed_clients = ["0", "1", "2", "3", "4"]')
+    )
+    try:
+        server = d.server()
+        clients = [d.client(str(i)) for i in range(4)]
+        doomed = d.client("4", config=d.client_config("e2e_clients:dies_after_share_keys"))
+        wait_for(lambda: doomed.poll() is not None, "client 4 to die at the masked-input stage")
+        assert doomed.returncode == -signal.SIGKILL
+        wait_for(lambda: d.checkpoint_round() >= 1, "round 1 to complete without client 4", timeout=60)
+        rejoined = d.client("4")
+        assert d.finish(server) == 0, d.log("server.log")
+        for c in [*clients, rejoined]:
+            assert d.finish(c) == 0, c.log.read_text()
+        _, history = d.result()
+        assert [h["round"] for h in history] == [1, 2]
+        assert history[-1]["metrics"]["accuracy"] > 0.5
+    finally:
+        d.stop()

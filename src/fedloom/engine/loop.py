@@ -154,7 +154,8 @@ class FederatedLoop:
     def run_round(self, state: ServerState, rnd: int, expected: dict) -> RoundRecord:
         """One full round; updates ``state`` in place and returns its record."""
         start = time.perf_counter()
-        tasks = self.strategy.configure_fit(state, rnd, self.pool.available())
+        clients = self.pool.available()  # asked once: a deployment pool may wait here for enough clients
+        tasks = self.strategy.configure_fit(state, rnd, clients)
         tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in tasks]
         if self.codec is not None:
             tasks = encode_broadcast(self.codec, tasks)
@@ -178,7 +179,7 @@ class FederatedLoop:
             if central is not None:
                 metrics["loss"] = float(central.loss)
                 metrics.update({k: _as_float(v) for k, v in central.metrics.items()})
-            eval_tasks = self.strategy.configure_evaluate(state, rnd, self.pool.available())
+            eval_tasks = self.strategy.configure_evaluate(state, rnd, clients)
             if eval_tasks:
                 eval_tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in eval_tasks]
                 if self.codec is not None:

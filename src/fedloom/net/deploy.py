@@ -19,7 +19,7 @@ import grpc
 
 from fedloom.config import RunConfig
 from fedloom.core.client import Client
-from fedloom.engine import FederatedLoop, RoundRecord, RunResult
+from fedloom.engine import RoundRecord, RunResult
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.net.auth import Authenticator, load_token_hashes
 from fedloom.net.client import ClientRuntime, channel_credentials
@@ -111,7 +111,7 @@ def run_server(
     Writes ``checkpoint.safetensors`` (after every round), ``history.json`` and ``model.safetensors``
     to ``scfg.checkpoint_dir``.
     """
-    from fedloom.simulation import build_simulation
+    from fedloom.simulation import assemble_loop, build_simulation
 
     out = Path(scfg.checkpoint_dir)
     ckpt = out / CHECKPOINT_NAME
@@ -126,8 +126,9 @@ def run_server(
     log.info("serving on port %d; waiting for %d clients", pool.port, min_start)
     if on_listen is not None:
         on_listen(pool.port)
-    loop = FederatedLoop(strategy, pool, num_rounds=cfg.rounds, seed=cfg.seed, observers=[_LogRound()],
-                         checkpoint_path=ckpt, round_timeout=scfg.round_deadline_s, eval_every=cfg.eval_every)
+    # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked
+    loop = assemble_loop(sim, pool, observers=[_LogRound()], checkpoint_path=ckpt,
+                         round_timeout=scfg.round_deadline_s)
     try:
         failures = 0
         while True:
