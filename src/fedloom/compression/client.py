@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 
 from fedloom.compression.base import Codec
-from fedloom.core.client import Client
+from fedloom.core.client import Client, ClientWrapper
 from fedloom.core.client_state import ClientState
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
@@ -43,7 +43,7 @@ def widen_float16(parameters: Parameters) -> Parameters:
     return Parameters({k: a.astype(np.float32) if a.dtype == np.float16 else a for k, a in parameters.items()})
 
 
-class CompressedClient(Client):
+class CompressedClient(ClientWrapper):
     """Wrap ``inner`` so that its fit result travels as a compressed update.
 
     Args:
@@ -61,12 +61,6 @@ class CompressedClient(Client):
         self.codec = codec
         self.error_feedback = error_feedback
         self.state: ClientState = state if state is not None else {}
-
-    def get_parameters(self, config: Config) -> Parameters:
-        return self.inner.get_parameters(config)
-
-    def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        return self.fit_task(FitIns(parameters, config))
 
     def fit_task(self, ins: FitIns) -> FitRes:
         received = widen_float16(ins.parameters)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import ClientId, Config, EvaluateRes, FitIns, FitRes
 
-__all__ = ["Client", "ClientFn"]
+__all__ = ["Client", "ClientFn", "ClientWrapper"]
 
 
 class Client(ABC):
@@ -39,6 +39,29 @@ class Client(ABC):
         wrappers (stragglers, attackers) forward it.
         """
         return self.fit(ins.parameters, ins.config)
+
+
+class ClientWrapper(Client):
+    """A client that behaves like ``inner``; subclasses change what they need (usually :meth:`fit_task`).
+
+    Privacy, compression and scenario wrappers build on it. It forwards :meth:`fit_task` (not
+    :meth:`fit`) so that side payloads such as SCAFFOLD's control variate reach the wrapped client.
+    """
+
+    def __init__(self, inner: Client) -> None:
+        self.inner = inner
+
+    def get_parameters(self, config: Config) -> Parameters:
+        return self.inner.get_parameters(config)
+
+    def fit(self, parameters: Parameters, config: Config) -> FitRes:
+        return self.fit_task(FitIns(parameters, config))
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        return self.inner.fit_task(ins)
+
+    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
+        return self.inner.evaluate(parameters, config)
 
 
 ClientFn = Callable[[ClientId], Client]

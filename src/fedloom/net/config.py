@@ -22,12 +22,11 @@ Relative paths are relative to the TOML file. See docs/deployment.md for every k
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedloom.config import RunConfig, config_from_mapping
+from fedloom.config import RunConfig, config_from_mapping, read_toml
 from fedloom.errors import ConfigError
 
 __all__ = ["ServerConfig", "ClientConfig", "load_deployment"]
@@ -149,12 +148,7 @@ def load_deployment(path: str | Path | None) -> tuple[RunConfig, ServerConfig, C
     if path is None:
         return RunConfig(), ServerConfig(), ClientConfig()
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    raw = read_toml(path)
     server_raw = raw.pop("server", {})
     client_raw = raw.pop("client", {})
     if not isinstance(server_raw, dict) or not isinstance(client_raw, dict):

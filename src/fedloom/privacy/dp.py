@@ -33,10 +33,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fedloom.core.client import Client
+from fedloom.core.client import Client, ClientWrapper
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import Failure, ServerState, Strategy, weighted_mean_metrics
-from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
+from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.privacy.secagg.quantize import clip_l2
 from fedloom.privacy.secagg.server import SECAGG_SUM
@@ -209,7 +209,7 @@ def _is_secure_sum(results: Sequence[tuple[ClientId, FitRes]]) -> bool:
     return len(results) == 1 and SECAGG_SUM in results[0][1].extras
 
 
-class LocalDPClient(Client):
+class LocalDPClient(ClientWrapper):
     """Local DP: the client clips its delta to ``clip`` and adds ``N(0, (z clip)^2)`` before upload.
 
     The noise comes from a generator seeded by the operating system, never from the task seed
@@ -221,15 +221,6 @@ class LocalDPClient(Client):
             raise ConfigError(f"local DP needs clip > 0 and noise_multiplier >= 0, got {clip}, {noise_multiplier}")
         self.inner, self.clip, self.noise_multiplier = inner, clip, noise_multiplier
         self._rng = np.random.default_rng()
-
-    def get_parameters(self, config: Config) -> Parameters:
-        return self.inner.get_parameters(config)
-
-    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
-        return self.inner.evaluate(parameters, config)
-
-    def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        return self.fit_task(FitIns(parameters, config))
 
     def fit_task(self, ins: FitIns) -> FitRes:
         res = self.inner.fit_task(ins)

@@ -24,10 +24,10 @@ import os
 
 import numpy as np
 
-from fedloom.core.client import Client
+from fedloom.core.client import Client, ClientWrapper
 from fedloom.core.client_state import ClientState
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
+from fedloom.core.types import FitIns, FitRes
 from fedloom.errors import ValidationError
 from fedloom.privacy.secagg import crypto, protocol, shamir
 from fedloom.privacy.secagg.protocol import ADVERTISE, MASK, SHARE, STAGES, payload, read_payload
@@ -38,7 +38,7 @@ __all__ = ["SecAggClient", "masked_update"]
 _STATE_KEY = "secagg"
 
 
-class SecAggClient(Client):
+class SecAggClient(ClientWrapper):
     """Take part in SecAgg+ rounds with ``inner``'s training; plain tasks go straight to ``inner``.
 
     Args:
@@ -49,16 +49,6 @@ class SecAggClient(Client):
     def __init__(self, inner: Client, *, state: ClientState | None = None) -> None:
         self.inner = inner
         self.state: ClientState = state if state is not None else {}
-
-    def get_parameters(self, config: Config) -> Parameters:
-        return self.inner.get_parameters(config)
-
-    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
-        return self.inner.evaluate(parameters, config)
-
-    def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        """Ordinary training (the stages need their payloads: backends call :meth:`fit_task`)."""
-        return self.fit_task(FitIns(parameters, config))
 
     def fit_task(self, ins: FitIns) -> FitRes:
         """Run the stage ``config["secagg_stage"]`` names, or ordinary training if none."""
