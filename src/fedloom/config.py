@@ -60,11 +60,17 @@ class RunConfig:
     weighted: bool = opt(True, "Weight client updates by their number of examples.")
     eval_every: int = opt(1, "Evaluate every N rounds (and after the last).")
     # -- execution --------------------------------------------------------------------------
-    backend: str = opt("inline", "Where clients run: inline (in-process).")
+    backend: str = opt("inline", "Where clients run: inline (in-process, one by one), vectorized (a whole "
+                       "cohort at once with torch.func), ray (Ray actors, local or a cluster).")
     seed: int = opt(0, "Seed for data split, sampling and training (same seed, same numbers).")
     out: str = opt("", "Run directory (default: a new folder under runs/).")
     resume: bool = opt(False, "Resume from the checkpoint in --out if there is one.")
     progress: bool = opt(True, "Show a progress bar.")
+    # -- backends: Ray --------------------------------------------------------------------------
+    ray_address: str = opt("", "Ray cluster to join (e.g. auto or ray://head:10001); empty starts a local Ray.")
+    ray_num_cpus: int = opt(0, "CPUs of the local Ray started by --backend ray (0 = all cores).")
+    ray_cpus_per_client: float = opt(1.0, "CPUs reserved by each Ray worker running clients.")
+    ray_gpus_per_client: float = opt(0.0, "GPUs (fractions allowed) reserved by each Ray worker.")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any invalid value."""
@@ -104,6 +110,9 @@ class RunConfig:
         need(0.0 <= self.client_test_fraction < 1.0,
              f"client_test_fraction must be in [0, 1), got {self.client_test_fraction}")
         need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        need(self.ray_num_cpus >= 0, f"ray_num_cpus must be >= 0, got {self.ray_num_cpus}")
+        need(self.ray_cpus_per_client > 0, f"ray_cpus_per_client must be > 0, got {self.ray_cpus_per_client}")
+        need(self.ray_gpus_per_client >= 0, f"ray_gpus_per_client must be >= 0, got {self.ray_gpus_per_client}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -30,6 +30,7 @@ from fedloom.errors import ConfigError
 from fedloom.models import build_model
 from fedloom.strategies import build_strategy
 from fedloom.torch import TorchClient, evaluate_model, module_parameters
+from fedloom.torch.model_cache import ModelCache
 from fedloom.torch.training import TensorData
 
 __all__ = ["Simulation", "build_simulation", "run_simulation", "simulate", "make_pool"]
@@ -120,12 +121,13 @@ def build_simulation(cfg: RunConfig) -> Simulation:
     sim = Simulation(cfg, ds, splits, client_fn=lambda cid: _never(cid), strategy=None,  # type: ignore[arg-type]
                      initial_parameters=Parameters(), client_states=ClientStateStore())
     optimizer_fn = _optimizer_fn(cfg)
+    shared_model = ModelCache(sim.model)  # clients of one thread run one at a time: one module each
 
     def client_fn(cid: ClientId) -> Client:
         split = splits[int(cid)]
         test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
         return TorchClient(
-            model_fn=sim.model,
+            model_fn=shared_model,
             train_data=TensorData(x_pool[split.train], y_pool[split.train]),
             test_data=test,
             optimizer_fn=optimizer_fn,
@@ -184,7 +186,28 @@ def make_pool(backend: str, client_fn: ClientFn, num_clients: int, **options: ob
     """The client pool for a backend name (see :data:`fedloom.backends.BACKENDS`)."""
     if backend == "inline":
         return InlinePool(client_fn, num_clients)
+    if backend == "vectorized":
+        from fedloom.backends.vectorized import VectorizedPool
+
+        return VectorizedPool(client_fn, num_clients)
+    if backend == "ray":
+        from fedloom.backends.ray import RayPool
+
+        return RayPool(client_fn, num_clients, **options)  # type: ignore[arg-type]
     raise ConfigError(f"unknown backend {backend!r}")
+
+
+def backend_options(cfg: RunConfig, sim: Simulation) -> dict[str, object]:
+    """Keyword options of the configured backend's pool (see :func:`make_pool`)."""
+    if cfg.backend == "ray":
+        return {
+            "address": cfg.ray_address,
+            "num_cpus": cfg.ray_num_cpus or None,
+            "cpus_per_client": cfg.ray_cpus_per_client,
+            "gpus_per_client": cfg.ray_gpus_per_client,
+            "client_states": sim.client_states,
+        }
+    return {}
 
 
 def simulate(
@@ -228,7 +251,7 @@ def run_simulation(
     """Build and run the simulation ``config`` describes (defaults if omitted)."""
     cfg = config or RunConfig()
     sim = build_simulation(cfg)
-    pool = make_pool(cfg.backend, sim.client_fn, cfg.clients)
+    pool = make_pool(cfg.backend, sim.client_fn, cfg.clients, **backend_options(cfg, sim))
     try:
         loop = FederatedLoop(
             sim.strategy,
