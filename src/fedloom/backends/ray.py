@@ -7,9 +7,12 @@ to an actor; an actor runs its tasks one after another, exactly like the inline 
 the same :class:`~fedloom.Client` and :class:`~fedloom.Strategy` code give the same numbers under
 the same seed.
 
-By default a private local Ray is started (``ray.init(num_cpus=..., include_dashboard=False)``,
-bound to 127.0.0.1) and shut down by :meth:`RayPool.close`; with ``address`` (``--ray-address``)
-the pool joins an existing cluster instead and leaves it running.
+By default a private local Ray is started (``ray.init(num_cpus=..., include_dashboard=False)``)
+and shut down by :meth:`RayPool.close`; with ``address`` (``--ray-address``) the pool joins an
+existing cluster instead and leaves it running. Ray itself decides where its services listen:
+it deliberately replaces a loopback node address by the machine's address
+(``ray._private.services.resolve_ip_for_localhost``) and its GCS and raylet listen on that
+network; recent Ray enables token authentication for them. Run it on a trusted network.
 
 Per-client state (:class:`~fedloom.core.client_state.ClientStateStore`): the driver's entry for a
 client travels with its task, the actor installs it in its own copy of the store before building
@@ -25,6 +28,7 @@ safetensors bytes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -83,7 +87,7 @@ class RayPool:
         client_fn: Factory ``cid -> Client`` (shipped once to every actor).
         num_clients: Clients ``"0" .. str(num_clients - 1)`` exist.
         address: An existing cluster to join (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``);
-            empty starts a local Ray bound to 127.0.0.1.
+            empty starts a private local Ray.
         num_cpus: CPUs of the local Ray (default: all cores); ignored when joining a cluster.
         cpus_per_client: CPUs each actor (and so each running client) reserves.
         gpus_per_client: GPUs (fractions allowed) each actor reserves.
@@ -121,7 +125,6 @@ class RayPool:
                 ray.init(
                     num_cpus=num_cpus,
                     include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
                     log_to_driver=False,
                     configure_logging=False,
                 )
@@ -131,7 +134,7 @@ class RayPool:
         count = max(1, min(count, num_clients))
         actor = ray.remote(num_cpus=cpus_per_client, num_gpus=gpus_per_client)(_Worker)
         payload = ray.put((client_fn, client_states))
-        self.actors = [actor.remote(payload) for _ in range(count)]
+        self.actors: list[Any] = [actor.remote(payload) for _ in range(count)]
 
     def available(self) -> list[ClientId]:
         return self._ids
@@ -201,10 +204,8 @@ class RayPool:
     def close(self) -> None:
         """Stop the actors; shut Ray down if this pool started it."""
         for actor in self.actors:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 self._ray.kill(actor)
-            except Exception:  # already gone
-                pass
         self.actors = []
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()

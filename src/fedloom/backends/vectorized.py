@@ -176,7 +176,7 @@ class VectorizedPool:
             except Exception as exc:
                 out.failures.append(Failure(cid, f"{type(exc).__name__}: {exc}"))
                 continue
-            reason = self._why_not(client) or _why_not_task(ins, client)
+            reason = self._why_not(client) or _why_not_task(ins, client)  # type: ignore[arg-type]
             if reason is not None:
                 self._fall_back(reason)
                 slow.append((cid, ins))
@@ -215,7 +215,7 @@ class VectorizedPool:
                 type(client.model).__name__,
             )
             groups.setdefault(key, []).append(item)
-        cohorts = []
+        cohorts: list[list[tuple[ClientId, FitIns, TorchClient]]] = []
         for items in groups.values():
             per_client = max(1, items[0][1].parameters.nbytes * 4)  # params, grads, update, copy
             size = max(1, self.max_cohort_bytes // per_client)
