@@ -122,6 +122,7 @@ def build_simulation(cfg: RunConfig) -> Simulation:
                      initial_parameters=Parameters(), client_states=ClientStateStore())
     optimizer_fn = _optimizer_fn(cfg)
     shared_model = ModelCache(sim.model)  # clients of one thread run one at a time: one module each
+    shared_loss = nn.CrossEntropyLoss() if ds.task == "classification" else None  # stateless: share it
 
     def client_fn(cid: ClientId) -> Client:
         split = splits[int(cid)]
@@ -136,6 +137,7 @@ def build_simulation(cfg: RunConfig) -> Simulation:
             lr=cfg.lr,
             task=ds.task,
             state=sim.client_states.get(cid),
+            loss_fn=shared_loss,
         )
 
     sim.client_fn = client_fn
