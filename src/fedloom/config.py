@@ -86,7 +86,8 @@ class RunConfig:
                               "kept by strategies that accept partial work (fedprox), dropped by others; "
                               "drop: a straggler always fails.")
     # -- execution --------------------------------------------------------------------------
-    backend: str = opt("inline", "Where clients run: inline (in-process).")
+    backend: str = opt("inline", "Where clients run: inline (in-process, one by one), vectorized (a whole "
+                       "cohort at once with torch.func), ray (Ray actors, local or a cluster).")
     seed: int = opt(0, "Seed for data split, sampling and training (same seed, same numbers).")
     out: str = opt("", "Run directory (default: a new folder under runs/).")
     resume: bool = opt(False, "Resume from the checkpoint in --out if there is one.")
@@ -119,6 +120,11 @@ class RunConfig:
     he_scale: int = opt(40, "CKKS scale as a power of two, in bits (40 means 2**40).")
     he_keys: str = opt("", "Directory with secret.tenseal/public.tenseal from `fedloom he-keys` "
                        "(default: fresh keys for the run).")
+    # -- backends: Ray --------------------------------------------------------------------------
+    ray_address: str = opt("", "Ray cluster to join (e.g. auto or ray://head:10001); empty starts a local Ray.")
+    ray_num_cpus: int = opt(0, "CPUs of the local Ray started by --backend ray (0 = all cores).")
+    ray_cpus_per_client: float = opt(1.0, "CPUs reserved by each Ray worker running clients.")
+    ray_gpus_per_client: float = opt(0.0, "GPUs (fractions allowed) reserved by each Ray worker.")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a clear message for any invalid value."""
@@ -194,6 +200,9 @@ class RunConfig:
 
         check_compression(self)
         check_he(self)
+        need(self.ray_num_cpus >= 0, f"ray_num_cpus must be >= 0, got {self.ray_num_cpus}")
+        need(self.ray_cpus_per_client > 0, f"ray_cpus_per_client must be > 0, got {self.ray_cpus_per_client}")
+        need(self.ray_gpus_per_client >= 0, f"ray_gpus_per_client must be >= 0, got {self.ray_gpus_per_client}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -32,6 +32,7 @@ from fedloom.privacy import setup as privacy
 from fedloom.scenarios import wrap_clients
 from fedloom.strategies import CentralEvaluateFn, build_strategy
 from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
+from fedloom.torch.model_cache import ModelCache
 from fedloom.torch.scaffold import ScaffoldClient
 from fedloom.torch.training import TensorData
 
@@ -125,6 +126,8 @@ def build_simulation(cfg: RunConfig) -> Simulation:
     sim = Simulation(cfg, ds, splits, client_fn=lambda cid: _never(cid), strategy=None,  # type: ignore[arg-type]
                      initial_parameters=Parameters(), client_states=ClientStateStore())
     optimizer_fn = _optimizer_fn(cfg)
+    shared_model = ModelCache(sim.model)  # clients of one thread run one at a time: one module each
+    shared_loss = nn.CrossEntropyLoss() if ds.task == "classification" else None  # stateless: share it
 
     # SCAFFOLD needs the client side of its algorithm (control variates); every other strategy
     # trains with the plain TorchClient.
@@ -134,7 +137,7 @@ def build_simulation(cfg: RunConfig) -> Simulation:
         split = splits[int(cid)]
         test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
         client = client_cls(
-            model_fn=sim.model,
+            model_fn=shared_model,
             train_data=TensorData(x_pool[split.train], y_pool[split.train]),
             test_data=test,
             optimizer_fn=optimizer_fn,
@@ -144,6 +147,7 @@ def build_simulation(cfg: RunConfig) -> Simulation:
             task=ds.task,
             state=sim.client_states.get(cid),
             dp_sgd=privacy.dp_sgd_settings(cfg),  # privacy
+            loss_fn=shared_loss,
         )
         return privacy.wrap_client(cfg, client, sim.client_states.get(cid))  # privacy
 
@@ -190,7 +194,28 @@ def make_pool(backend: str, client_fn: ClientFn, num_clients: int, **options: ob
     """The client pool for a backend name (see :data:`fedloom.backends.BACKENDS`)."""
     if backend == "inline":
         return InlinePool(client_fn, num_clients)
+    if backend == "vectorized":
+        from fedloom.backends.vectorized import VectorizedPool
+
+        return VectorizedPool(client_fn, num_clients)
+    if backend == "ray":
+        from fedloom.backends.ray import RayPool
+
+        return RayPool(client_fn, num_clients, **options)  # type: ignore[arg-type]
     raise ConfigError(f"unknown backend {backend!r}")
+
+
+def backend_options(cfg: RunConfig, sim: Simulation) -> dict[str, object]:
+    """Keyword options of the configured backend's pool (see :func:`make_pool`)."""
+    if cfg.backend == "ray":
+        return {
+            "address": cfg.ray_address,
+            "num_cpus": cfg.ray_num_cpus or None,
+            "cpus_per_client": cfg.ray_cpus_per_client,
+            "gpus_per_client": cfg.ray_gpus_per_client,
+            "client_states": sim.client_states,
+        }
+    return {}
 
 
 def simulate(
@@ -244,8 +269,8 @@ def run_simulation(
         if resume and client_file.exists():
             sim.client_states.load(client_file)
         observers = [_SaveClientStates(sim.client_states, client_file), *observers]
-    loop = assemble_loop(sim, make_pool(cfg.backend, sim.client_fn, cfg.clients), observers=observers,
-                         checkpoint_path=checkpoint_path)
+    pool = make_pool(cfg.backend, sim.client_fn, cfg.clients, **backend_options(cfg, sim))
+    loop = assemble_loop(sim, pool, observers=observers, checkpoint_path=checkpoint_path)
     try:
         resumed = loop.resume_state() if resume else None
         if resumed is not None:

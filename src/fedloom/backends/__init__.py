@@ -2,8 +2,10 @@
 
 from fedloom.backends.base import ClientPool, PoolResult, TaskStats
 from fedloom.backends.inline import InlinePool
+from fedloom.backends.ray import RayPool
+from fedloom.backends.vectorized import VectorizedPool
 
-BACKENDS: tuple[str, ...] = ("inline",)
+BACKENDS: tuple[str, ...] = ("inline", "vectorized", "ray")
 """Names accepted by ``--backend``."""
 
-__all__ = ["BACKENDS", "ClientPool", "InlinePool", "PoolResult", "TaskStats"]
+__all__ = ["BACKENDS", "ClientPool", "InlinePool", "PoolResult", "RayPool", "TaskStats", "VectorizedPool"]

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from fedloom.core.client import Client
 from fedloom.core.parameters import ParamSpec
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
 
-__all__ = ["ClientPool", "PoolResult", "TaskStats", "payload_nbytes"]
+__all__ = ["ClientPool", "PoolResult", "TaskStats", "call_fit", "payload_nbytes"]
 
 R = TypeVar("R")
 
@@ -67,3 +68,9 @@ class ClientPool(Protocol):
 def payload_nbytes(message: FitIns | FitRes | EvaluateIns) -> int:
     """Array payload of a message: parameters plus every extra, in bytes."""
     return message.parameters.nbytes + sum(p.nbytes for p in getattr(message, "extras", {}).values())
+
+
+def call_fit(client: Client, ins: FitIns) -> FitRes:
+    """Run one training task on a client: the one place every backend calls a client, so all of
+    them hand clients exactly the same task (side payloads in ``ins.extras`` included)."""
+    return client.fit_task(ins)

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from fedloom.backends.base import PoolResult, payload_nbytes
+from fedloom.backends.base import PoolResult, call_fit, payload_nbytes
 from fedloom.core.client import ClientFn
 from fedloom.core.parameters import ParamSpec
 from fedloom.core.strategy import Failure
@@ -44,7 +44,7 @@ class InlinePool:
             out.stats.bytes_down += payload_nbytes(ins)
             start = time.perf_counter()
             try:
-                res = self.client_fn(cid).fit_task(ins)
+                res = call_fit(self.client_fn(cid), ins)
             except Exception as exc:  # a client's fault is that client's failure, not the round's
                 log.warning("client %s failed in fit: %s", cid, exc)
                 out.failures.append(Failure(cid, f"{type(exc).__name__}: {exc}"))

@@ -99,7 +99,11 @@ class TorchClient(Client):
     def model(self) -> nn.Module:
         """The local model, built on first use."""
         if self._model is None:
-            self._model = self.model_fn().to(self.device)
+            model = self.model_fn()
+            # Module.to walks every submodule even when nothing moves; a reused model is already there.
+            if any(t.device != self.device for t in (*model.parameters(), *model.buffers())):
+                model = model.to(self.device)
+            self._model = model
         return self._model
 
     def get_parameters(self, config: Config) -> Parameters:

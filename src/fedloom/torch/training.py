@@ -87,10 +87,12 @@ def train_epochs(
     """Train for ``epochs``; returns the mean training loss of the last epoch."""
     model.train()
     last_loss = 0.0
+    device = torch.device(device)
     for _ in range(epochs):
         total, count = 0.0, 0
         for xb, yb in _iterate(data, batch_size, generator):
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            if xb.device != device or yb.device != device:  # a no-op .to() still costs a dispatch
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(xb), yb)
             objective = loss if extra_loss is None else loss + extra_loss(model)
