@@ -216,7 +216,11 @@ class ClientRuntime:
                     raise AuthError(code, f"server refused this client: {exc.details()}") from None
                 log.warning("connection to %s lost: %s %s", self.server, code, exc.details() if code else exc)
             finally:
+                # Tear down in order before the channel closes: a gRPC stream or thread still alive at
+                # interpreter exit can abort the process ("terminate called without an active exception").
                 conn.stop()
+                responses.cancel()
+                watchdog.join(timeout=self.heartbeat_s + 1.0)
         return None, welcomed
 
     def _watch(self, conn: _Connection, responses: Any, last_heard: list[float]) -> None:
