@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ray-num-cpus", type=int, default=2)
     ap.add_argument("--cli", action="store_true", help="run through the `fedloom run` command")
     args = ap.parse_args(argv)
+    # workload W's training settings spelled out (not left to RunConfig defaults, which may change)
     fields = dict(dataset=args.dataset, partition="iid", client_test_fraction=0.0, clients=args.clients,
+                  model="mlp", hidden=128, local_epochs=1, batch_size=16, lr=0.05, optimizer="sgd",
                   rounds=args.rounds, fraction=args.fraction, backend=args.backend, seed=args.seed,
                   progress=False, ray_num_cpus=args.ray_num_cpus)
     if args.cli:
