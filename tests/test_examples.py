@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -45,3 +46,23 @@ def test_readme_python_example_runs():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "'fit_clients': 5.0" in proc.stdout  # fraction_fit=0.5 of 10 clients
+
+
+@pytest.mark.slow
+def test_privacy_and_deployment_examples_run(tmp_path):
+    """Smoke-run the longer examples side by side (each is its own process)."""
+    runs = {
+        "secagg.py": ([], "SecAgg+ FedAvg accuracy:"),
+        "central_dp.py": ([], "epsilon"),
+        "dp_sgd_opacus.py": ([], "accuracy"),
+        "deployment/run.py": (["--clients", "2", "--rounds", "1", "--out", str(tmp_path / "deploy")], "accuracy"),
+    }
+    procs = {
+        name: subprocess.Popen([sys.executable, str(EXAMPLES / name), *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+        for name, (args, _) in runs.items()
+    }
+    for name, proc in procs.items():
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name}:\n{out[-3000:]}"
+        assert runs[name][1] in out, f"{name}:\n{out[-3000:]}"
