@@ -317,5 +317,5 @@ class _SaveClientStates:
         self.store, self.path = store, path
 
     def on_round_end(self, record: object, state: object) -> None:
-        if len(self.store):
+        if self.store.nbytes:  # stateless clients leave only empty entries: nothing to write
             self.store.save(self.path)

@@ -26,3 +26,16 @@ def test_checkpoint_round_trip_keeps_everything(tmp_path):
     assert back.rng.random() == rng.random()
     assert extra["history"][0]["metrics"]["loss"] == 1.0
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]  # no temp files left behind
+
+
+def test_client_state_store_round_trip_keeps_0d_shapes(tmp_path):
+    from fedloom.core.client_state import ClientStateStore
+
+    store = ClientStateStore()
+    store.get("3")["residual"] = Parameters({"w": np.ones((2, 2), np.float32), "n": np.array(5, np.int64)})
+    store.get("4")  # a client without state
+    store.save(tmp_path / "clients.safetensors")
+    back = ClientStateStore()
+    back.load(tmp_path / "clients.safetensors")
+    assert back.get("3")["residual"]["n"].shape == () and int(back.get("3")["residual"]["n"]) == 5
+    np.testing.assert_array_equal(back.get("3")["residual"]["w"], np.ones((2, 2)))

@@ -68,11 +68,14 @@ class ClientStateStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, np.ndarray] = {}
-        layout: dict[str, dict[str, list[str]]] = {}
+        layout: dict[str, dict[str, list[tuple[str, list[int]]]]] = {}
         for cid, state in self._states.items():
+            if not state:
+                continue
             layout[cid] = {}
             for entry, params in state.items():
-                layout[cid][entry] = params.names
+                # exact shapes in the layout: safetensors stores 0-d arrays as shape (1,)
+                layout[cid][entry] = [(name, list(arr.shape)) for name, arr in params.items()]
                 for name, arr in params.items():
                     tensors[_SEP.join((cid, entry, name))] = np.ascontiguousarray(arr)
         fd, tmp = tempfile.mkstemp(prefix=".clients-", dir=path.parent)
@@ -95,8 +98,8 @@ class ClientStateStore:
         tensors = load_file(str(path))
         self._states = {
             cid: {
-                entry: Parameters({n: tensors[_SEP.join((cid, entry, n))] for n in names})
-                for entry, names in entries.items()
+                entry: Parameters({n: tensors[_SEP.join((cid, entry, n))].reshape(shape) for n, shape in layout})
+                for entry, layout in entries.items()
             }
             for cid, entries in json.loads(raw).items()
         }
