@@ -10,11 +10,14 @@ Example:
     True
 """
 
+from fedloom.compression import CompressedClient, Float16Codec, StochasticQuantizer, TopK, UpdateCodec
 from fedloom.config import RunConfig, load_config
 from fedloom.core import (
     Client,
     ClientFn,
     ClientId,
+    ClientStateStore,
+    ClientWrapper,
     Config,
     EvaluateIns,
     EvaluateRes,
@@ -28,54 +31,14 @@ from fedloom.data import load_dataset, partition
 from fedloom.engine import FederatedLoop, RoundRecord, RunResult
 from fedloom.errors import ConfigError, FedloomError, RoundFailedError, StopTraining, ValidationError
 from fedloom.models import build_model
+from fedloom.privacy import DPSGD, CentralDP, EpsilonObserver, LocalDPClient, SecAggClient, SecAggPool
 from fedloom.simulation import build_simulation, run_simulation, simulate
-from fedloom.strategies import FedAvg, WeightedMean
-from fedloom.torch import TorchClient
-
-__version__ = "0.1.0"
-
-__all__ = [
-    "Client",
-    "ClientFn",
-    "ClientId",
-    "Config",
-    "ConfigError",
-    "EvaluateIns",
-    "EvaluateRes",
-    "Failure",
-    "FedAvg",
-    "FederatedLoop",
-    "FedloomError",
-    "FitIns",
-    "FitRes",
-    "Metrics",
-    "Parameters",
-    "RoundFailedError",
-    "RoundRecord",
-    "RunConfig",
-    "RunResult",
-    "ServerState",
-    "StopTraining",
-    "Strategy",
-    "TorchClient",
-    "ValidationError",
-    "WeightedMean",
-    "__version__",
-    "build_model",
-    "build_simulation",
-    "load_config",
-    "load_dataset",
-    "partition",
-    "run_simulation",
-    "simulate",
-]
-
-# -- strategy library (issue 3) -------------------------------------------------------------------
-from fedloom.strategies import (  # noqa: E402
+from fedloom.strategies import (
     Bulyan,
     CoordinateMedian,
     FedAdagrad,
     FedAdam,
+    FedAvg,
     FedAvgM,
     FedProx,
     FedYogi,
@@ -84,21 +47,71 @@ from fedloom.strategies import (  # noqa: E402
     NormBound,
     Scaffold,
     TrimmedMean,
+    WeightedMean,
 )
-from fedloom.torch import ScaffoldClient  # noqa: E402
+from fedloom.torch import ScaffoldClient, TorchClient, make_evaluate_fn
 
-__all__ += [
+__version__ = "0.1.0"
+
+__all__ = [
     "Bulyan",
+    "CentralDP",
+    "Client",
+    "ClientFn",
+    "ClientId",
+    "ClientStateStore",
+    "ClientWrapper",
+    "CompressedClient",
+    "Config",
+    "ConfigError",
     "CoordinateMedian",
+    "DPSGD",
+    "EpsilonObserver",
+    "EvaluateIns",
+    "EvaluateRes",
+    "Failure",
     "FedAdagrad",
     "FedAdam",
+    "FedAvg",
     "FedAvgM",
     "FedProx",
     "FedYogi",
+    "FederatedLoop",
+    "FedloomError",
+    "FitIns",
+    "FitRes",
+    "Float16Codec",
     "Krum",
+    "LocalDPClient",
+    "Metrics",
     "MultiKrum",
     "NormBound",
+    "Parameters",
+    "RoundFailedError",
+    "RoundRecord",
+    "RunConfig",
+    "RunResult",
     "Scaffold",
     "ScaffoldClient",
+    "SecAggClient",
+    "SecAggPool",
+    "ServerState",
+    "StochasticQuantizer",
+    "StopTraining",
+    "Strategy",
+    "TopK",
+    "TorchClient",
     "TrimmedMean",
+    "UpdateCodec",
+    "ValidationError",
+    "WeightedMean",
+    "build_model",
+    "build_simulation",
+    "load_config",
+    "load_dataset",
+    "make_evaluate_fn",
+    "partition",
+    "run_simulation",
+    "simulate",
+    "__version__",
 ]

@@ -1,6 +1,6 @@
 """Core types: parameters, client interface, messages and boundary validation."""
 
-from fedloom.core.client import Client, ClientFn
+from fedloom.core.client import Client, ClientFn, ClientWrapper
 from fedloom.core.client_state import ClientState, ClientStateStore
 from fedloom.core.parameters import ArraySpec, Parameters, ParamSpec
 from fedloom.core.types import (
@@ -22,6 +22,7 @@ __all__ = [
     "ClientId",
     "ClientState",
     "ClientStateStore",
+    "ClientWrapper",
     "Config",
     "EvaluateIns",
     "EvaluateRes",
