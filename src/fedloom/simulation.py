@@ -155,7 +155,8 @@ def build_simulation(cfg: RunConfig) -> Simulation:
     sim.client_fn = wrap_clients(client_fn, cfg, num_clients=len(splits))
     torch.manual_seed(cfg.seed)
     sim.initial_parameters = module_parameters(sim.model())
-    sim.strategy = build_strategy(cfg, _common_strategy_kwargs(cfg, sim))
+    common = _common_strategy_kwargs(cfg, sim)  # built once: it holds the central-evaluation model
+    sim.strategy = build_strategy(cfg, common)
     sim.strategy = privacy.wrap_strategy(cfg, sim.strategy)  # privacy
     # -- communication: update compression and homomorphic encryption wrap clients/strategy --
     from fedloom.compression.setup import apply_compression
@@ -164,7 +165,7 @@ def build_simulation(cfg: RunConfig) -> Simulation:
     if cfg.he:
         from fedloom.privacy.he.setup import apply_he
 
-        apply_he(sim, _common_strategy_kwargs(cfg, sim))
+        apply_he(sim, common)
     return sim
 
 
