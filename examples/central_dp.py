@@ -7,7 +7,7 @@ spend at most epsilon = 4 (delta = 1e-5); epsilon is reported after every round.
 """
 
 from fedloom import RunConfig, run_simulation
-from fedloom.privacy.setup import resolve_noise
+from fedloom.app.privacy import resolve_noise
 
 cfg = RunConfig(dataset="digits", clients=100, fraction=0.2, rounds=20, lr=0.1, progress=False,
                 dp="central", clip=0.5, target_epsilon=4.0, delta=1e-5)

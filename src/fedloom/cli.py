@@ -15,22 +15,50 @@ from typing import Any
 
 import click
 
-from fedloom.config import config_fields, load_config
+from fedloom.app.config import config_fields, load_config, section_of
 from fedloom.errors import FedloomError
 
 __all__ = ["main", "cli"]
 
 
+class _FieldOption(click.Option):
+    """A flag of a config field whose help lists the registry's names when ``--help`` is shown, so
+    building the CLI imports no feature and the list never drifts from what is registered."""
+
+    def __init__(self, *args: Any, choices: Callable[[], Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._choices = choices
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self._choices is not None and "{choices}" in (self.help or ""):
+            try:
+                names = ", ".join(self._choices())
+            except Exception as exc:  # a broken plugin must not hide the help
+                names = f"(could not list: {exc})"
+            self.help = (self.help or "").replace("{choices}", names)
+        return super().get_help_record(ctx)
+
+
 def _config_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one click option per RunConfig field (defaults None: only given flags override)."""
+    """Add one click option per config field (defaults None: only given flags override).
+
+    The flag is ``--`` + the field name with dashes (or the field's ``flag`` metadata); the help text
+    is the field's, plus its choices (from the feature's registry) and its default.
+    """
     for fld in reversed(config_fields()):
-        flag = "--" + fld.name.replace("_", "-")
-        help_text = f"{fld.metadata.get('help', '')} [default: {fld.default!r}]"
+        flag = fld.metadata.get("flag") or "--" + fld.name.replace("_", "-")
+        choices = fld.metadata.get("choices")
+        help_text = fld.metadata.get("help", "")
+        if choices is not None:
+            help_text += " Choices: {choices}."
+        help_text += f" [default: {fld.default!r}; TOML [{section_of(fld.name)}] {fld.name}]"
         if isinstance(fld.default, bool):
-            decl = f"{flag}/--no-{fld.name.replace('_', '-')}"
-            func = click.option(decl, fld.name, default=None, help=help_text)(func)
+            decl = f"{flag}/--no-{flag[2:]}"
+            func = click.option(decl, fld.name, default=None, help=help_text, cls=_FieldOption,
+                                choices=choices)(func)
         else:
-            func = click.option(flag, fld.name, type=type(fld.default), default=None, help=help_text)(func)
+            func = click.option(flag, fld.name, type=type(fld.default), default=None, help=help_text,
+                                cls=_FieldOption, choices=choices)(func)
     return func
 
 
@@ -99,13 +127,13 @@ def data_cmd(config_path: str | None, **overrides: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from fedloom.app.build import build_simulation
     from fedloom.data import label_histogram
-    from fedloom.simulation import build_simulation
 
     cfg = load_config(config_path, overrides)
     sim = build_simulation(cfg)
     ds = sim.dataset
-    table = Table(title=f"{cfg.dataset}: {cfg.partition} over {cfg.clients} clients")
+    table = Table(title=f"{cfg.data.dataset}: {cfg.data.partition} over {cfg.federation.clients} clients")
     table.add_column("client")
     table.add_column("train", justify="right")
     table.add_column("test", justify="right")

@@ -15,24 +15,41 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from torch import nn
-
+from fedloom.core.registry import Registry
 from fedloom.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported when a model is built, not when fedloom starts
+    from torch import nn
 
 __all__ = ["MODELS", "build_model", "model_factory"]
 
 
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", modules=["fedloom.models"])
+"""Built-in model names accepted by ``--model`` (besides ``package.module:factory``)."""
+
+
+@MODELS.register("linear")
 def linear(*, num_features: int, num_outputs: int, **_: object) -> nn.Module:
     """Linear/logistic regression: one affine layer (softmax lives in the loss)."""
+    from torch import nn
+
     return nn.Linear(num_features, num_outputs)
 
 
+MODELS.register("logistic", linear, help="Alias of linear: logistic regression through the cross-entropy loss.")
+
+
+@MODELS.register("mlp")
 def mlp(*, num_features: int, num_outputs: int, hidden: int = 128, **_: object) -> nn.Module:
-    """Two-layer perceptron ``features -> hidden -> outputs`` with ReLU."""
+    """Two-layer perceptron ``features -> hidden -> outputs`` with ReLU (``--hidden`` units)."""
+    from torch import nn
+
     return nn.Sequential(nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, num_outputs))
 
 
+@MODELS.register("cnn")
 def cnn(
     *, num_features: int, num_outputs: int, image_shape: tuple[int, int, int] | None = None, **_: object
 ) -> nn.Module:
@@ -40,6 +57,8 @@ def cnn(
 
     Rows arrive flat and are reshaped to ``image_shape``; works for 28x28 MNIST and 8x8 digits.
     """
+    from torch import nn
+
     if image_shape is None:
         raise ConfigError("model 'cnn' needs image data (digits or mnist); use 'mlp' for tabular data")
     c, h, w = image_shape
@@ -59,19 +78,10 @@ def cnn(
     )
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "linear": linear,
-    "logistic": linear,
-    "mlp": mlp,
-    "cnn": cnn,
-}
-"""Built-in model names accepted by ``--model``."""
-
-
 def model_factory(name: str) -> Callable[..., nn.Module]:
     """Resolve a built-in name or a ``"package.module:factory"`` import path."""
     if name in MODELS:
-        return MODELS[name]
+        return MODELS.get(name)
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:
@@ -82,7 +92,7 @@ def model_factory(name: str) -> Callable[..., nn.Module]:
         if not callable(factory):
             raise ConfigError(f"{module_name!r} has no callable {attr!r}")
         return factory
-    raise ConfigError(f"unknown model {name!r}; choose one of {sorted(MODELS)} or 'package.module:factory'")
+    raise ConfigError(f"unknown model {name!r}; choose one of: {MODELS.choices()}, or 'package.module:factory'")
 
 
 def build_model(name: str, **spec: object) -> nn.Module:
@@ -92,6 +102,8 @@ def build_model(name: str, **spec: object) -> nn.Module:
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         spec = {k: v for k, v in spec.items() if k in params}
     model = factory(**spec)
+    from torch import nn
+
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model factory {name!r} returned {type(model).__name__}, not an nn.Module")
     return model

@@ -9,7 +9,7 @@ from fedloom.backends import BACKENDS
 
 
 def test_every_backend_name_is_accepted() -> None:
-    assert BACKENDS == ("inline", "vectorized", "ray")
+    assert BACKENDS.names() == ["inline", "vectorized", "ray"]
     for name in BACKENDS:
         RunConfig(backend=name).validate()
 

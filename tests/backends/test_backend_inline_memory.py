@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-import fedloom.simulation as simulation
+import fedloom.app.build as simulation
 from fedloom import RunConfig, build_simulation, run_simulation
 from fedloom.torch.model_cache import ModelCache
 

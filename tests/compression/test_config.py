@@ -32,7 +32,7 @@ def test_compression_with_secure_aggregation_is_refused():
     cfg.compress_broadcast = True  # server-to-client compression is fine
     cfg.validate()
     off = RunConfig(compression="q8")
-    off.secagg = "none"
+    off.secagg = False
     off.validate()
 
 

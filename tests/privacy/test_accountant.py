@@ -6,12 +6,12 @@ import dp_accounting
 import pytest
 
 from fedloom import RunConfig
+from fedloom.app.privacy import privacy_observers, resolve_noise
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import ServerState
 from fedloom.engine import RoundRecord
 from fedloom.errors import ConfigError, StopTraining
 from fedloom.privacy.accountant import EpsilonObserver, epsilon, max_rounds, noise_for_epsilon
-from fedloom.privacy.setup import privacy_observers, resolve_noise
 
 ACCEPTANCE = {"noise_multiplier": 1.0, "sampling_rate": 0.01, "steps": 1000, "delta": 1e-5}
 

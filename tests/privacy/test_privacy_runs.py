@@ -37,7 +37,7 @@ def test_central_dp_run_reports_epsilon_every_round_within_the_target(tmp_path):
 
 
 def test_secagg_refuses_robust_aggregation():
-    from fedloom.privacy.setup import wrap_strategy
+    from fedloom.app.privacy import wrap_strategy
     from fedloom.strategies import FedAvg
 
     class Median:

@@ -10,9 +10,10 @@ import logging
 import time
 from collections.abc import Sequence
 
-from fedloom.backends.base import PoolResult, call_fit, payload_nbytes
+from fedloom.backends.registry import BACKENDS
 from fedloom.core.client import ClientFn
 from fedloom.core.parameters import ParamSpec
+from fedloom.core.pool import PoolResult, call_fit, payload_nbytes
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
 
@@ -74,3 +75,7 @@ class InlinePool:
     def close(self) -> None:
         pass
 
+
+@BACKENDS.register("inline", help="In this process, one client after another (the default, lowest overhead).")
+def _inline_pool(client_fn: ClientFn, num_clients: int, **_: object) -> InlinePool:
+    return InlinePool(client_fn, num_clients)

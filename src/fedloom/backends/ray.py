@@ -34,10 +34,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from fedloom.backends.base import PoolResult, call_fit, payload_nbytes
+from fedloom.backends.registry import BACKENDS
 from fedloom.core.client import ClientFn
 from fedloom.core.client_state import ClientState, ClientStateStore
 from fedloom.core.parameters import Parameters, ParamSpec
+from fedloom.core.pool import PoolResult, call_fit, payload_nbytes
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes
 from fedloom.errors import ConfigError
@@ -209,3 +210,13 @@ class RayPool:
         self.actors = []
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+@BACKENDS.register("ray", help="Ray actors, on a local Ray or a cluster (--ray-address).")
+def _ray_pool(client_fn: ClientFn, num_clients: int, *, options: Any = None,
+              client_states: ClientStateStore | None = None) -> RayPool:
+    if options is None:
+        return RayPool(client_fn, num_clients, client_states=client_states)
+    return RayPool(client_fn, num_clients, address=options.ray_address, num_cpus=options.ray_num_cpus or None,
+                   cpus_per_client=options.ray_cpus_per_client, gpus_per_client=options.ray_gpus_per_client,
+                   client_states=client_states)

@@ -32,10 +32,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from fedloom.backends.base import PoolResult, payload_nbytes
 from fedloom.backends.inline import InlinePool
+from fedloom.backends.registry import BACKENDS
 from fedloom.core.client import Client, ClientFn
 from fedloom.core.parameters import Parameters, ParamSpec
+from fedloom.core.pool import PoolResult, payload_nbytes
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
 from fedloom.torch import client as torch_client
@@ -321,3 +322,8 @@ def _train_cohort(cohort: list[tuple[ClientId, FitIns, TorchClient]]) -> list[Fi
         FitRes(Parameters({n: arrays[n][i] for n in names}), sizes[i], {"train_loss": train_loss[i]})
         for i in range(len(cohort))
     ]
+
+
+@BACKENDS.register("vectorized", help="A whole cohort at once with torch.func (falls back inline, saying why).")
+def _vectorized_pool(client_fn: ClientFn, num_clients: int, **_: object) -> VectorizedPool:
+    return VectorizedPool(client_fn, num_clients)

@@ -17,28 +17,21 @@ from fedloom.compression.base import Codec
 from fedloom.compression.client import RESIDUAL_KEY, CompressedClient, widen_float16
 from fedloom.compression.fp16 import Float16Codec, to_float16
 from fedloom.compression.quantize import StochasticQuantizer
+from fedloom.compression.registry import CODECS
 from fedloom.compression.topk import TopK
 from fedloom.compression.wire import Float32Codec, UpdateCodec
-from fedloom.errors import ConfigError
 
-COMPRESSIONS: tuple[str, ...] = ("none", "fp16", "q8", "q4", "topk")
-"""Names accepted by ``--compression``."""
+COMPRESSIONS = CODECS
+"""Names accepted by ``--compression`` (the codec registry; ``none`` included)."""
 
 
 def make_codec(name: str, *, topk_fraction: float = 0.01, quant_block: int = 0) -> Codec | None:
-    """The codec ``name`` stands for (``None`` for ``"none"``)."""
-    if name == "none":
-        return None
-    if name == "fp16":
-        return Float16Codec()
-    if name in ("q8", "q4"):
-        return StochasticQuantizer(bits=int(name[1]), block=quant_block)
-    if name == "topk":
-        return TopK(fraction=topk_fraction)
-    raise ConfigError(f"unknown compression {name!r}; choose one of {list(COMPRESSIONS)}")
+    """The codec ``name`` stands for (``None`` for ``"none"``); unknown names raise ``ConfigError``."""
+    return CODECS.get(name)(topk_fraction=topk_fraction, quant_block=quant_block)
 
 
 __all__ = [
+    "CODECS",
     "COMPRESSIONS",
     "RESIDUAL_KEY",
     "Codec",

@@ -15,33 +15,14 @@ failure of that client.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from fedloom.core.codec import Codec
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.errors import ValidationError
 
 __all__ = ["Codec", "spec_size", "expect_array", "check_payload_names"]
-
-
-@runtime_checkable
-class Codec(Protocol):
-    """Compresses an update on the client and restores it on the server.
-
-    ``encode`` may be random (stochastic rounding) and takes the generator to use, so a task is
-    reproducible from its seed. ``decode`` returns float64 arrays shaped like ``spec``.
-    """
-
-    name: str
-
-    def encode(self, update: Parameters, *, rng: np.random.Generator) -> Parameters:
-        """Compress ``update`` into a payload of named arrays."""
-        ...
-
-    def decode(self, payload: Parameters, spec: ParamSpec) -> Parameters:
-        """Restore the update from ``payload``; raise ``ValidationError`` if it is malformed."""
-        ...
 
 
 def spec_size(spec: ParamSpec) -> int:

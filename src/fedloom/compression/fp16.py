@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from fedloom.compression.base import check_payload_names
+from fedloom.compression.registry import CODECS
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.errors import ValidationError
 
@@ -70,3 +71,8 @@ def _as_float16(name: str, arr: np.ndarray) -> np.ndarray:
     if arr.size and float(np.abs(arr).max()) > FP16_MAX:
         raise ValidationError(f"{name!r}: update exceeds the float16 range ({FP16_MAX:g})")
     return np.asarray(arr, dtype=np.float16)
+
+
+@CODECS.register("fp16", help="Half precision: 2 bytes per entry, deterministic.")
+def _fp16_codec(**_: object) -> Float16Codec:
+    return Float16Codec()

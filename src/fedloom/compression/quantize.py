@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from fedloom.compression.base import check_payload_names, expect_array
+from fedloom.compression.registry import CODECS
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.errors import ConfigError, ValidationError
 
@@ -142,3 +143,13 @@ def _unpack4(packed: np.ndarray, size: int, name: str) -> np.ndarray:
     if nibbles.size and int(nibbles.min()) < 1:
         raise ValidationError(f"{name!r}: 4-bit code -8 is outside the symmetric range")
     return nibbles[:size] - 8
+
+
+@CODECS.register("q8", help="Unbiased stochastic 8-bit quantization (--quant-block entries per scale).")
+def _q8_codec(*, quant_block: int = 0, **_: object) -> StochasticQuantizer:
+    return StochasticQuantizer(bits=8, block=quant_block)
+
+
+@CODECS.register("q4", help="Unbiased stochastic 4-bit quantization, two codes per byte.")
+def _q4_codec(*, quant_block: int = 0, **_: object) -> StochasticQuantizer:
+    return StochasticQuantizer(bits=4, block=quant_block)

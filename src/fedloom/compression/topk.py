@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from fedloom.compression.base import check_payload_names, expect_array, spec_size
+from fedloom.compression.registry import CODECS
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.errors import ConfigError, ValidationError
 
@@ -85,3 +86,8 @@ class TopK:
             out[name] = flat[offset : offset + size].reshape(want.shape)
             offset += size
         return Parameters(out)
+
+
+@CODECS.register("topk", help="Top-k sparsification: the --topk-fraction largest entries, with error feedback.")
+def _topk_codec(*, topk_fraction: float = 0.01, **_: object) -> TopK:
+    return TopK(fraction=topk_fraction)

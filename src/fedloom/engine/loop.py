@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fedloom.backends.base import ClientPool
 from fedloom.core.parameters import Parameters, ParamSpec
+from fedloom.core.pool import ClientPool
 from fedloom.core.strategy import Failure, ServerState, Strategy
 from fedloom.core.types import ClientId, Config, FitRes
 from fedloom.core.validation import check_fit_result

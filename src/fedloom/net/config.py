@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedloom.config import RunConfig, config_from_mapping, read_toml
+from fedloom.app.config import RunConfig, config_from_mapping, read_toml
 from fedloom.errors import ConfigError
 
 __all__ = ["ServerConfig", "ClientConfig", "load_deployment"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from fedloom.config import RunConfig
+from fedloom.app.config import RunConfig
 from fedloom.core.client import Client
 from fedloom.engine import RoundRecord, RunResult
 from fedloom.errors import ConfigError, RoundFailedError
@@ -104,24 +104,22 @@ def run_server(
     insecure: bool = False,
     on_listen: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Serve ``cfg.rounds`` rounds to remote clients; returns the final state and history.
+    """Serve ``cfg.federation.rounds`` rounds to remote clients; returns the final state and history.
 
     ``on_listen`` is called with the bound port once the server listens (useful with port 0).
 
     Writes ``checkpoint.safetensors`` (after every round), ``history.json`` and ``model.safetensors``
     to ``scfg.checkpoint_dir``.
     """
-    from fedloom.simulation import assemble_loop, build_simulation
+    from fedloom.app.build import assemble_loop, build_simulation
 
     out = Path(scfg.checkpoint_dir)
     ckpt = out / CHECKPOINT_NAME
     if ckpt.exists() and not resume:
         raise ConfigError(f"{ckpt} exists: pass --resume to continue that run, or choose another checkpoint_dir")
-    sim = build_simulation(cfg)
-    strategy = sim.strategy
-    if hasattr(strategy, "min_fit_results"):
-        strategy.min_fit_results = scfg.min_clients_aggregate
-    min_start = scfg.min_clients_start or cfg.clients
+    # min_clients_aggregate reaches every strategy through its constructor (wrappers such as central DP included)
+    sim = build_simulation(cfg, min_fit_results=scfg.min_clients_aggregate)
+    min_start = scfg.min_clients_start or cfg.federation.clients
     pool = build_pool(scfg, min_clients=min_start, insecure=insecure).start()
     log.info("serving on port %d; waiting for %d clients", pool.port, min_start)
     if on_listen is not None:
@@ -173,15 +171,15 @@ def build_client(cfg: RunConfig, ccfg: ClientConfig, name: str) -> Client:
     """The client object: ``client_fn(name)`` if configured, else the RunConfig's client ``index``."""
     if ccfg.client_fn:
         return _import_factory(ccfg.client_fn)(name)
-    from fedloom.simulation import build_simulation
+    from fedloom.app.build import build_simulation
 
     index = ccfg.index
     if index < 0:
         if not name.isdigit():
             raise ConfigError(f"client {name!r}: set [client] index (which partition of the RunConfig data)")
         index = int(name)
-    if index >= cfg.clients:
-        raise ConfigError(f"client index {index} but the config has clients = {cfg.clients}")
+    if index >= cfg.federation.clients:
+        raise ConfigError(f"client index {index} but the config has clients = {cfg.federation.clients}")
     return build_simulation(cfg).client_fn(str(index))
 
 

@@ -2,7 +2,7 @@
 
 Each client holds one bidirectional ``Connect`` stream (it dials out; the server never dials
 anyone). The server pushes tasks down that stream and reads results, heartbeats and errors from it.
-:class:`GrpcPool` implements the :class:`~fedloom.backends.base.ClientPool` protocol, so the
+:class:`GrpcPool` implements the :class:`~fedloom.core.pool.ClientPool` protocol, so the
 ordinary :class:`~fedloom.engine.loop.FederatedLoop` drives a deployment exactly as it drives a
 simulation: same strategy code, same validation, same checkpoints.
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import grpc
 
-from fedloom.backends.base import PoolResult
 from fedloom.core.parameters import ParamSpec
+from fedloom.core.pool import PoolResult
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
 from fedloom.errors import RoundFailedError, ValidationError
@@ -255,7 +255,7 @@ class _Servicer:
 
 
 class GrpcPool:
-    """A :class:`~fedloom.backends.base.ClientPool` whose clients are remote processes.
+    """A :class:`~fedloom.core.pool.ClientPool` whose clients are remote processes.
 
     Args:
         address: ``HOST:PORT`` to listen on (port 0 picks a free one; see :attr:`port`).

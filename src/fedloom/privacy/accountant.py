@@ -25,19 +25,22 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-
-import dp_accounting
+from typing import TYPE_CHECKING
 
 from fedloom.core.strategy import ServerState
 from fedloom.engine.loop import RoundRecord
 from fedloom.errors import ConfigError, StopTraining
+from fedloom.privacy.registry import ACCOUNTANTS
+
+if TYPE_CHECKING:  # dp-accounting takes about a second to import: loaded when an epsilon is computed
+    import dp_accounting
 
 __all__ = ["ACCOUNTANTS", "EpsilonObserver", "epsilon", "noise_for_epsilon", "max_rounds"]
 
-ACCOUNTANTS = ("rdp", "pld", "prv")
-
 
 def _event(noise_multiplier: float, sampling_rate: float, steps: int) -> dp_accounting.DpEvent:
+    import dp_accounting
+
     gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
     step = gaussian if sampling_rate >= 1.0 else dp_accounting.PoissonSampledDpEvent(sampling_rate, gaussian)
     return dp_accounting.SelfComposedDpEvent(step, steps)
@@ -52,12 +55,31 @@ _RDP_ORDERS = [2 + x / 10.0 for x in range(90)] + list(range(12, 64)) + [128, 25
 _FAST_ORDERS = list(range(2, 64)) + [128, 256, 512, 1024]
 
 
-def _accountant(method: str) -> dp_accounting.PrivacyAccountant:
-    if method == "rdp":
-        return dp_accounting.rdp.RdpAccountant(_RDP_ORDERS)
-    if method == "pld":
-        return dp_accounting.pld.PLDAccountant()
-    raise ConfigError(f"unknown accountant {method!r}; choose one of {ACCOUNTANTS}")
+@ACCOUNTANTS.register("rdp", help="Renyi DP of the subsampled Gaussian (dp-accounting).")
+def _rdp_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> float:
+    import dp_accounting
+
+    acc = dp_accounting.rdp.RdpAccountant(_RDP_ORDERS)
+    acc.compose(_event(noise_multiplier, sampling_rate, steps))
+    return float(acc.get_epsilon(delta))
+
+
+@ACCOUNTANTS.register("pld", help="Privacy loss distributions (dp-accounting): tighter, slower.")
+def _pld_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> float:
+    import dp_accounting
+
+    acc = dp_accounting.pld.PLDAccountant()
+    acc.compose(_event(noise_multiplier, sampling_rate, steps))
+    return float(acc.get_epsilon(delta))
+
+
+@ACCOUNTANTS.register("prv", help="Privacy random variables (Opacus' PRV accountant).")
+def _prv_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> float:
+    from opacus.accountants import PRVAccountant
+
+    prv = PRVAccountant()
+    prv.history = [(noise_multiplier, sampling_rate, steps)]
+    return float(prv.get_epsilon(delta))
 
 
 def _check(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> None:
@@ -81,15 +103,7 @@ def epsilon(
         return 0.0
     if noise_multiplier == 0:
         return math.inf
-    if method == "prv":
-        from opacus.accountants import PRVAccountant
-
-        prv = PRVAccountant()
-        prv.history = [(noise_multiplier, sampling_rate, steps)]
-        return float(prv.get_epsilon(delta))
-    acc = _accountant(method)
-    acc.compose(_event(noise_multiplier, sampling_rate, steps))
-    return float(acc.get_epsilon(delta))
+    return ACCOUNTANTS.get(method)(noise_multiplier, sampling_rate, steps, delta)
 
 
 def noise_for_epsilon(
@@ -101,6 +115,8 @@ def noise_for_epsilon(
     PRV values from above, so the run spends at most the target under every accountant (``method``
     is accepted for symmetry).
     """
+    import dp_accounting
+
     _check(1.0, sampling_rate, steps, delta)
     if not target_epsilon > 0:
         raise ConfigError(f"target epsilon must be > 0, got {target_epsilon}")

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fedloom.config import RunConfig
-from fedloom.privacy.setup import privacy_summary
+from fedloom.app.build import run_simulation
+from fedloom.app.config import RunConfig
+from fedloom.app.privacy import privacy_summary
 from fedloom.runs.plots import write_html_report, write_plots
 from fedloom.runs.progress import ProgressBar
 from fedloom.runs.store import RunStore, new_run_dir
-from fedloom.simulation import run_simulation
 
 __all__ = ["execute_run"]
 
@@ -25,19 +25,19 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
     Returns the summary dict and the run directory.
     """
     cfg.validate()
-    out = Path(cfg.out) if cfg.out else new_run_dir("runs", f"{cfg.dataset}-{cfg.strategy}")
+    out = Path(cfg.run.out) if cfg.run.out else new_run_dir("runs", f"{cfg.data.dataset}-{cfg.algorithm.strategy}")
     store = RunStore(out)
     store.write_config(cfg.to_dict())
     start = time.perf_counter()
     initial = 0
-    if cfg.resume and store.checkpoint_path.exists():
+    if cfg.run.resume and store.checkpoint_path.exists():
         from fedloom.engine import load_checkpoint
 
         initial = load_checkpoint(store.checkpoint_path)[0].round
-    bar = ProgressBar(cfg.rounds, initial=initial, enabled=cfg.progress)
+    bar = ProgressBar(cfg.federation.rounds, initial=initial, enabled=cfg.run.progress)
     try:
         result = run_simulation(
-            cfg, observers=[store, bar], checkpoint_path=store.checkpoint_path, resume=cfg.resume
+            cfg, observers=[store, bar], checkpoint_path=store.checkpoint_path, resume=cfg.run.resume
         )
     finally:
         bar.close()

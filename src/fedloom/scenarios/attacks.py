@@ -34,11 +34,10 @@ from fedloom.core.parameters import Parameters
 from fedloom.core.types import ClientId, FitIns, FitRes
 from fedloom.errors import ConfigError
 from fedloom.scenarios.base import ClientWrapper
+from fedloom.scenarios.registry import ATTACKS
 
 __all__ = ["ATTACKS", "AlieCollusion", "MaliciousClient", "alie_z", "choose_attackers"]
 
-ATTACKS: tuple[str, ...] = ("none", "sign_flip", "gaussian", "label_flip", "alie")
-"""Names accepted by ``--attack``."""
 
 
 def choose_attackers(num_clients: int, fraction: float, *, seed: int) -> list[ClientId]:
@@ -119,7 +118,7 @@ class MaliciousClient(ClientWrapper):
     ) -> None:
         super().__init__(inner)
         if attack not in ATTACKS or attack == "none":
-            raise ConfigError(f"unknown attack {attack!r}; choose one of {list(ATTACKS[1:])}")
+            raise ConfigError(f"unknown attack {attack!r}; choose one of {ATTACKS.names()[1:]}")
         if attack == "alie" and collusion is None:
             raise ConfigError("the alie attack needs an AlieCollusion shared by the attackers")
         if attack == "label_flip" and getattr(inner, "task", None) != "classification":

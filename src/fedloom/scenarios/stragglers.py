@@ -13,8 +13,8 @@ backend and a resumed run see the same stragglers); the paper fixes the count pe
 so the number of stragglers per round here is Binomial(sampled, fraction).
 
 Example:
-    >>> STRAGGLER_MODES
-    ('epochs', 'drop')
+    >>> STRAGGLER_MODES.names()
+    ['epochs', 'drop']
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from fedloom.core.client import Client
 from fedloom.core.types import FitIns, FitRes
 from fedloom.errors import ConfigError
 from fedloom.scenarios.base import ClientWrapper
+from fedloom.scenarios.registry import STRAGGLER_MODES
 
 __all__ = ["STRAGGLER_MODES", "StragglerClient", "StragglerDropped", "is_straggler"]
 
-STRAGGLER_MODES: tuple[str, ...] = ("epochs", "drop")
-"""Names accepted by ``--straggler-mode``."""
 
 _STREAM = 0x57A6  # separates the straggler draw from every other use of the task seed
 

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from fedloom.errors import RoundFailedError
+from fedloom.strategies.registry import AGGREGATORS
 
 __all__ = ["Aggregator", "WeightedMean"]
 
@@ -44,3 +45,8 @@ class WeightedMean:
 
     def __repr__(self) -> str:
         return "WeightedMean()"
+
+
+@AGGREGATORS.register("mean", help="The (example-weighted) mean: FedAvg's combination.")
+def _mean(**_: object) -> WeightedMean:
+    return WeightedMean()

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,10 @@ from fedloom.core.strategy import Failure, ServerState, Strategy, sample_clients
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
+from fedloom.strategies.registry import STRATEGIES
+
+if TYPE_CHECKING:
+    from fedloom.strategies.options import StrategyOptions
 
 __all__ = ["FedAvg", "CentralEvaluateFn"]
 
@@ -145,3 +150,8 @@ class FedAvg(Strategy):
         if self.evaluate_fn is None:
             return None
         return self.evaluate_fn(state.parameters)
+
+
+@STRATEGIES.register("fedavg", help="Federated Averaging (McMahan et al. 2017).")
+def _build_fedavg(options: StrategyOptions, common: dict) -> FedAvg:
+    return FedAvg(**common)

@@ -28,7 +28,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,10 @@ from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import ServerState
 from fedloom.errors import ConfigError
 from fedloom.strategies.fedavg import FedAvg
+from fedloom.strategies.registry import STRATEGIES
+
+if TYPE_CHECKING:
+    from fedloom.strategies.options import StrategyOptions
 
 __all__ = ["FedAvgM", "FedAdagrad", "FedAdam", "FedYogi", "FedOpt"]
 
@@ -155,3 +159,21 @@ class FedYogi(FedOpt):
     def second_moment(self, v: np.ndarray, delta: np.ndarray) -> np.ndarray:
         d2 = delta**2
         return v - (1.0 - self.beta2) * d2 * np.sign(v - d2)
+
+
+@STRATEGIES.register("fedavgm", help="FedAvg with server momentum (Hsu et al. 2019).")
+def _build_fedavgm(options: StrategyOptions, common: dict) -> FedAvgM:
+    return FedAvgM(server_lr=options.server_lr or 1.0, server_momentum=options.server_momentum, **common)
+
+
+def _fedopt_builder(cls: type[FedOpt]):  # noqa: ANN202 - a StrategyBuilder
+    def build(options: StrategyOptions, common: dict) -> FedOpt:
+        return cls(server_lr=options.server_lr or None, beta1=options.beta1, beta2=options.beta2, tau=options.tau,
+                   **common)
+
+    return build
+
+
+STRATEGIES.register("fedadam", _fedopt_builder(FedAdam), help="Adam on the server (Reddi et al. 2021).")
+STRATEGIES.register("fedyogi", _fedopt_builder(FedYogi), help="Yogi on the server (Reddi et al. 2021).")
+STRATEGIES.register("fedadagrad", _fedopt_builder(FedAdagrad), help="Adagrad on the server (Reddi et al. 2021).")

@@ -21,12 +21,16 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedloom.core.strategy import ServerState
 from fedloom.core.types import Config
 from fedloom.errors import ConfigError
 from fedloom.strategies.fedavg import FedAvg
+from fedloom.strategies.registry import STRATEGIES
+
+if TYPE_CHECKING:
+    from fedloom.strategies.options import StrategyOptions
 
 __all__ = ["FedProx"]
 
@@ -57,3 +61,8 @@ class FedProx(FedAvg):
             f"FedProx(proximal_mu={self.proximal_mu}, fraction_fit={self.fraction_fit}, "
             f"aggregator={self.aggregator!r})"
         )
+
+
+@STRATEGIES.register("fedprox", help="FedAvg with a proximal term and partial work (Li et al. 2020).")
+def _build_fedprox(options: StrategyOptions, common: dict) -> FedProx:
+    return FedProx(proximal_mu=options.proximal_mu, **common)

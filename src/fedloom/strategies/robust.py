@@ -35,6 +35,7 @@ import numpy as np
 
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
+from fedloom.strategies.registry import AGGREGATORS, ROBUST_ALIASES, STRATEGIES
 
 __all__ = [
     "AGGREGATORS",
@@ -234,8 +235,15 @@ class NormBound:
         return f"NormBound(max_norm={self.max_norm}, inner={self.inner!r})"
 
 
-AGGREGATORS: tuple[str, ...] = ("mean", "median", "trimmed_mean", "krum", "multikrum", "bulyan")
-"""Names accepted by ``--aggregator``."""
+AGGREGATORS.register("median", lambda **_: CoordinateMedian(), help="Coordinate-wise median (Yin et al. 2018).")
+AGGREGATORS.register("trimmed_mean", lambda *, trim_beta=0.1, **_: TrimmedMean(trim_beta),
+                     help="Coordinate-wise trimmed mean, --trim-beta from each end (Yin et al. 2018).")
+AGGREGATORS.register("krum", lambda *, byzantine_f=1, **_: Krum(byzantine_f),
+                     help="Krum: the update closest to its neighbours (Blanchard et al. 2017).")
+AGGREGATORS.register("multikrum", lambda *, byzantine_f=1, multikrum_m=0, **_: MultiKrum(byzantine_f, multikrum_m),
+                     help="Multi-Krum: mean of the m best Krum scores (Blanchard et al. 2017).")
+AGGREGATORS.register("bulyan", lambda *, byzantine_f=1, **_: Bulyan(byzantine_f),
+                     help="Bulyan: Krum selection then a trimmed median (El Mhamdi et al. 2018).")
 
 
 def build_aggregator(
@@ -252,21 +260,21 @@ def build_aggregator(
         >>> build_aggregator("krum", byzantine_f=2, clip_update_norm=5.0)
         NormBound(max_norm=5.0, inner=Krum(f=2))
     """
-    agg: Aggregator
-    if name == "mean":
-        agg = WeightedMean()
-    elif name == "median":
-        agg = CoordinateMedian()
-    elif name == "trimmed_mean":
-        agg = TrimmedMean(trim_beta)
-    elif name == "krum":
-        agg = Krum(byzantine_f)
-    elif name == "multikrum":
-        agg = MultiKrum(byzantine_f, multikrum_m)
-    elif name == "bulyan":
-        agg = Bulyan(byzantine_f)
-    else:
-        raise ConfigError(f"unknown aggregator {name!r}; choose one of {list(AGGREGATORS)}")
+    agg: Aggregator = AGGREGATORS.get(name)(trim_beta=trim_beta, byzantine_f=byzantine_f, multikrum_m=multikrum_m)
     if clip_update_norm < 0:
         raise ConfigError(f"clip_update_norm must be >= 0 (0 = off), got {clip_update_norm}")
     return NormBound(clip_update_norm, agg) if clip_update_norm > 0 else agg
+
+
+def _fedavg_with(aggregator: str):  # noqa: ANN202 - a StrategyBuilder
+    def build(options: object, common: dict) -> object:
+        from fedloom.strategies.fedavg import FedAvg
+
+        return FedAvg(**common)
+
+    build.__doc__ = f"FedAvg with --aggregator {aggregator}."
+    return build
+
+
+for _name in ROBUST_ALIASES:  # --strategy median == --strategy fedavg --aggregator median
+    STRATEGIES.register(_name, _fedavg_with(_name))

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,10 @@ from fedloom.core.types import ClientId, FitIns, FitRes, Metrics
 from fedloom.core.validation import check_update
 from fedloom.errors import ConfigError, ValidationError
 from fedloom.strategies.fedavg import FedAvg
+from fedloom.strategies.registry import STRATEGIES
+
+if TYPE_CHECKING:
+    from fedloom.strategies.options import StrategyOptions
 
 __all__ = ["Scaffold", "SCAFFOLD_C", "SCAFFOLD_DELTA_C"]
 
@@ -111,3 +115,8 @@ class Scaffold(FedAvg):
 
     def __repr__(self) -> str:
         return f"Scaffold(server_lr={self.server_lr}, fraction_fit={self.fraction_fit}, aggregator={self.aggregator!r})"
+
+
+@STRATEGIES.register("scaffold", help="Control variates against client drift (Karimireddy et al. 2020).")
+def _build_scaffold(options: StrategyOptions, common: dict) -> Scaffold:
+    return Scaffold(server_lr=options.server_lr or 1.0, **common)

@@ -1,6 +1,6 @@
 """The server side of SecAgg+: a client pool wrapper whose one result is the securely computed sum.
 
-``SecAggPool(inner)`` implements the :class:`~fedloom.backends.base.ClientPool` protocol. Its
+``SecAggPool(inner)`` implements the :class:`~fedloom.core.pool.ClientPool` protocol. Its
 ``fit`` runs the four stages of :mod:`fedloom.privacy.secagg.protocol` as ordinary batches of
 ``inner.fit`` tasks (so every backend, in-process or remote, carries them), recovers the masks of
 clients that dropped after sharing their keys, and returns ONE :class:`FitRes`: the global model
@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from fedloom.backends.base import ClientPool, PoolResult
 from fedloom.core.parameters import Parameters, ParamSpec
+from fedloom.core.pool import ClientPool, PoolResult
 from fedloom.core.strategy import Failure, weighted_mean_metrics
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Scalar
 from fedloom.errors import ConfigError, RoundFailedError, ValidationError

@@ -1,0 +1,340 @@
+"""Build a whole federated run from a :class:`~fedloom.app.config.RunConfig`: config -> components.
+
+:func:`build_simulation` loads and partitions the data, makes the training client factory, puts
+the configured client layers around it (:mod:`fedloom.app.layers`), builds the strategy (and its
+central-DP or HE variant) and the round loop's codec. :func:`assemble_loop` makes the round loop
+over any pool (in-process, vectorized, Ray, gRPC) with the server-side privacy parts, so a
+simulation and a deployment of the same config run the same code.
+
+Example:
+    >>> from fedloom.app.config import RunConfig
+    >>> result = run_simulation(RunConfig(dataset="iris", clients=3, rounds=2, progress=False))
+    >>> len(result.history)
+    2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fedloom.app import privacy
+from fedloom.app.config import RunConfig
+from fedloom.app.layers import client_layers, stack
+from fedloom.backends import make_pool
+from fedloom.core.client import Client, ClientFn
+from fedloom.core.client_state import ClientStateStore
+from fedloom.core.parameters import Parameters
+from fedloom.core.pool import ClientPool
+from fedloom.core.strategy import Strategy
+from fedloom.core.types import ClientId
+from fedloom.data import Dataset, load_dataset, partition
+from fedloom.engine import FederatedLoop, RoundCodec, RoundObserver, RunResult
+from fedloom.errors import ConfigError
+from fedloom.models import build_model
+from fedloom.strategies import CentralEvaluateFn, build_strategy
+from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
+from fedloom.torch.model_cache import ModelCache
+from fedloom.torch.training import TensorData
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["Simulation", "assemble_loop", "build_simulation", "run_simulation", "make_run_pool"]
+
+
+@dataclass
+class ClientSplit:
+    """Indices into the dataset's client pool: one client's local train and test rows."""
+
+    train: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class Simulation:
+    """Everything a configured run needs, built but not yet run."""
+
+    config: RunConfig
+    dataset: Dataset
+    splits: list[ClientSplit]
+    client_fn: ClientFn
+    strategy: Strategy
+    initial_parameters: Parameters
+    client_states: ClientStateStore
+    codec: RoundCodec | None = None
+    """Transport hook of the round loop (update decoding, broadcast compression), if any."""
+
+    def model(self) -> nn.Module:  # noqa: F821 - torch's nn, imported for type checkers
+        """A fresh model of the configured architecture."""
+        cfg, ds = self.config, self.dataset
+        return build_model(
+            cfg.training.model,
+            num_features=ds.num_features,
+            num_outputs=ds.num_outputs,
+            image_shape=ds.image_shape,
+            hidden=cfg.training.hidden,
+        )
+
+
+def split_clients(cfg: RunConfig, ds: Dataset) -> list[ClientSplit]:
+    """Partition the client pool, then split each client's rows into local train and test."""
+    if cfg.federation.clients > len(ds.y_train):
+        raise ConfigError(
+            f"{cfg.federation.clients} clients but only {len(ds.y_train)} training examples: use fewer clients"
+        )
+    labels = ds.y_train if ds.task == "classification" else np.zeros(len(ds.y_train), dtype=np.int64)
+    method = cfg.data.partition
+    if ds.task == "regression" and method in ("dirichlet", "shards"):
+        raise ConfigError(f"partition {method!r} needs class labels; use iid or quantity for regression")
+    parts = partition(
+        labels,
+        cfg.federation.clients,
+        method=method,
+        alpha=cfg.data.alpha,
+        shards_per_client=cfg.data.shards_per_client,
+        groups=ds.groups_train,
+        min_size=2 if cfg.data.client_test_fraction > 0 else 1,
+        seed=cfg.run.seed,
+    )
+    rng = np.random.default_rng(cfg.run.seed + 1)
+    splits = []
+    for part in parts:
+        shuffled = rng.permutation(part)
+        n_test = int(len(part) * cfg.data.client_test_fraction)
+        n_test = min(n_test, len(part) - 1)
+        splits.append(ClientSplit(np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test])))
+    return splits
+
+
+def _optimizer_fn(cfg: RunConfig):  # noqa: ANN202 - returns an OptimizerFn
+    if cfg.training.optimizer == "adam":
+        return lambda params, lr: torch.optim.Adam(params, lr=lr)
+    momentum = cfg.training.momentum
+    return lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=momentum)
+
+
+def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
+    """``cid -> TorchClient`` on that client's split: the client half of the configured algorithm."""
+    ds, splits = sim.dataset, sim.splits
+    x_pool, y_pool = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
+    optimizer_fn = _optimizer_fn(cfg)
+    shared_model = ModelCache(sim.model)  # clients of one thread run one at a time: one module each
+    shared_loss = torch.nn.CrossEntropyLoss() if ds.task == "classification" else None  # stateless: share it
+    dp_sgd = privacy.dp_sgd_settings(cfg)
+    client_cls = _client_class(cfg)
+    train = cfg.training
+
+    def client_fn(cid: ClientId) -> Client:
+        split = splits[int(cid)]
+        test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
+        return client_cls(
+            model_fn=shared_model,
+            train_data=TensorData(x_pool[split.train], y_pool[split.train]),
+            test_data=test,
+            optimizer_fn=optimizer_fn,
+            local_epochs=train.local_epochs,
+            batch_size=train.batch_size,
+            lr=train.lr,
+            task=ds.task,
+            state=sim.client_states.get(cid),
+            dp_sgd=dp_sgd,
+            loss_fn=shared_loss,
+        )
+
+    return client_fn
+
+
+def _client_class(cfg: RunConfig) -> type[TorchClient]:
+    # SCAFFOLD needs the client side of its algorithm (control variates); every other strategy
+    # trains with the plain TorchClient.
+    if cfg.algorithm.strategy == "scaffold":
+        from fedloom.torch.scaffold import ScaffoldClient
+
+        return ScaffoldClient
+    return TorchClient
+
+
+def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1) -> Simulation:
+    """Load data, partition it, and build the client factory, strategy and codec ``cfg`` describes.
+
+    Args:
+        cfg: The configuration (validated here).
+        min_fit_results: Valid results a round needs to aggregate (a deployment's
+            ``min_clients_aggregate``); fewer fail the round.
+    """
+    cfg.validate()
+    seed = cfg.run.seed
+    torch.manual_seed(seed)
+    data = cfg.data
+    ds = load_dataset(
+        data.dataset,
+        test_fraction=data.test_fraction,
+        seed=seed,
+        target_column=data.target_column,
+        group_column=data.group_column or None,
+    )
+    splits = split_clients(cfg, ds)
+    sim = Simulation(
+        cfg,
+        ds,
+        splits,
+        client_fn=_never,
+        strategy=None,  # type: ignore[arg-type]
+        initial_parameters=Parameters(),
+        client_states=ClientStateStore(),
+    )
+    codec, sim.codec = _codecs(cfg)
+    he_secret, he_public = _he_keys(cfg)
+    layers = client_layers(cfg, num_clients=len(splits), states=sim.client_states, codec=codec, he_context=he_secret)
+    sim.client_fn = stack(torch_client_factory(cfg, sim), layers)
+    torch.manual_seed(seed)
+    sim.initial_parameters = module_parameters(sim.model())
+    common = _common_strategy_kwargs(cfg, sim, min_fit_results)  # built once: it holds the evaluation model
+    if he_public is not None:
+        from fedloom.privacy.he import HEFedAvg
+
+        # the server holds the public context only; it can neither evaluate centrally nor use robust aggregators
+        sim.strategy = HEFedAvg(context=he_public, **{k: v for k, v in common.items() if k != "evaluate_fn"})
+    else:
+        sim.strategy = privacy.wrap_strategy(cfg, build_strategy(cfg.algorithm, common))
+    return sim
+
+
+def _codecs(cfg: RunConfig) -> tuple[Any, RoundCodec | None]:
+    """The clients' update codec and the round loop's decoder (``None, None`` without compression)."""
+    comm = cfg.communication
+    if comm.compression == "none" and not comm.compress_broadcast:
+        return None, None
+    from fedloom.compression import CODECS, UpdateCodec
+    from fedloom.compression.wire import Float32Codec
+
+    codec = CODECS.get(comm.compression)(topk_fraction=comm.topk_fraction, quant_block=comm.quant_block)
+    if codec is None:  # float16 broadcast only: updates go back in float32, taken against what was received
+        codec = Float32Codec()
+    return codec, UpdateCodec(codec, compress_broadcast=comm.compress_broadcast)
+
+
+def _he_keys(cfg: RunConfig) -> tuple[Any, Any]:
+    """The clients' secret and the server's public CKKS context (``None, None`` without ``--he``).
+
+    The simulator plays the trusted party that makes the keys, unless ``--he-keys`` names a
+    directory written by ``fedloom he-keys``."""
+    enc = cfg.encryption
+    if not enc.he:
+        return None, None
+    from fedloom.privacy.he.context import load_context, make_context, public_bytes, read_keys
+
+    if enc.he_keys:
+        return read_keys(enc.he_keys)
+    secret = make_context(poly_degree=enc.he_poly_degree, scale_bits=enc.he_scale)
+    return secret, load_context(public_bytes(secret))  # the server's copy: serialized without the secret key
+
+
+def _never(cid: ClientId) -> Client:
+    raise RuntimeError("client_fn used before build_simulation finished")
+
+
+def central_evaluate_fn(sim: Simulation) -> CentralEvaluateFn:
+    """Evaluate global parameters on the server's held-out test set."""
+    ds = sim.dataset
+    test = TensorData(torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test))
+    return make_evaluate_fn(sim.model, test, task=ds.task)
+
+
+def _common_strategy_kwargs(cfg: RunConfig, sim: Simulation, min_fit_results: int) -> dict:
+    fed, train = cfg.federation, cfg.training
+    return {
+        "fraction_fit": fed.fraction,
+        "min_fit_clients": min(fed.min_clients, fed.clients),
+        "min_fit_results": min_fit_results,
+        "fraction_evaluate": fed.fraction_evaluate,
+        "weighted": fed.weighted,
+        "fit_config": {"local_epochs": train.local_epochs, "lr": train.lr, "batch_size": train.batch_size},
+        "evaluate_fn": central_evaluate_fn(sim),
+    }
+
+
+def make_run_pool(cfg: RunConfig, sim: Simulation) -> ClientPool:
+    """The pool of the configured backend (``--backend``) over the simulation's clients."""
+    return make_pool(
+        cfg.execution.backend,
+        sim.client_fn,
+        cfg.federation.clients,
+        options=cfg.execution,
+        client_states=sim.client_states,
+    )
+
+
+def run_simulation(
+    config: RunConfig | None = None,
+    *,
+    observers: Sequence[RoundObserver] = (),
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+) -> RunResult:
+    """Build and run the simulation ``config`` describes (defaults if omitted)."""
+    cfg = config or RunConfig()
+    sim = build_simulation(cfg)
+    # Simulated clients' own state (SCAFFOLD's c_i, ...) is saved beside the server checkpoint after
+    # every round, so that a resumed simulation continues with it, as deployed clients would.
+    if checkpoint_path is not None:
+        client_file = Path(f"{checkpoint_path}.clients")
+        if resume and client_file.exists():
+            sim.client_states.load(client_file)
+        observers = [_SaveClientStates(sim.client_states, client_file), *observers]
+    pool = make_run_pool(cfg, sim)
+    loop = assemble_loop(sim, pool, observers=observers, checkpoint_path=checkpoint_path)
+    try:
+        resumed = loop.resume_state() if resume else None
+        if resumed is not None:
+            state, history = resumed
+            return loop.run(state=state, history=history)
+        return loop.run(sim.initial_parameters)
+    finally:
+        loop.pool.close()
+
+
+def assemble_loop(
+    sim: Simulation,
+    pool: ClientPool,
+    *,
+    observers: Sequence[RoundObserver] = (),
+    checkpoint_path: str | Path | None = None,
+    round_timeout: float | None = None,
+) -> FederatedLoop:
+    """The round loop of a built experiment over any pool (in-process, Ray, gRPC).
+
+    Applies what the config asks of the server side: the privacy pool wrapper (SecAgg+) and the
+    epsilon observer (first, so stores and progress bars see ``epsilon``), and the update codec.
+    """
+    cfg = sim.config
+    observers = [*privacy.privacy_observers(cfg), *observers]  # privacy: epsilon first, so stores see it
+    pool = privacy.wrap_pool(cfg, pool, num_parameters=sim.initial_parameters.num_elements)  # privacy
+    return FederatedLoop(
+        sim.strategy,
+        pool,
+        num_rounds=cfg.federation.rounds,
+        seed=cfg.run.seed,
+        observers=observers,
+        checkpoint_path=checkpoint_path,
+        round_timeout=round_timeout,
+        eval_every=cfg.federation.eval_every,
+        codec=sim.codec,
+    )
+
+
+class _SaveClientStates:
+    """Round observer: write the simulated clients' state store (only when it holds something)."""
+
+    def __init__(self, store: ClientStateStore, path: Path) -> None:
+        self.store, self.path = store, path
+
+    def on_round_end(self, record: object, state: object) -> None:
+        if self.store.nbytes:  # stateless clients leave only empty entries: nothing to write
+            self.store.save(self.path)

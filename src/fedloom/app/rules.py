@@ -1,0 +1,142 @@
+"""The rules between features, in one table, checked when a configuration is validated.
+
+A section checks its own values (``clients >= 1``); a rule here involves two or more features
+(secure aggregation and compression, HE and central DP, ...). Each rule is a :class:`Rule`: a
+predicate that is true when the configuration breaks it, and the message that says what to do.
+Every rule fires at validation time, before any data is loaded or model built.
+
+Example:
+    >>> from fedloom.app.config import RunConfig
+    >>> broken(RunConfig(secagg=True, compression="q8"))[0].name
+    'secagg-compression'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fedloom.errors import ConfigError
+
+RunConfig = Any
+"""A :class:`fedloom.app.config.RunConfig` (not imported: the config module imports this one)."""
+
+__all__ = ["RULES", "Rule", "broken", "check_rules", "cohort_size"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A constraint between features: ``violated(cfg)`` is true when ``cfg`` breaks it."""
+
+    name: str
+    violated: Callable[[RunConfig], bool]
+    message: Callable[[RunConfig], str]
+
+
+def cohort_size(cfg: RunConfig) -> int:
+    """Clients sampled per round (fixed-size sampling, as ``sample_clients`` does)."""
+    f = cfg.federation
+    return min(f.clients, max(min(f.min_clients, f.clients), math.ceil(f.fraction * f.clients - 1e-9)))
+
+
+def _central_dp(cfg: RunConfig) -> bool:
+    return cfg.privacy.dp in ("central", "central-adaptive")
+
+
+def _plain_mean(cfg: RunConfig) -> bool:
+    return cfg.algorithm.effective_aggregator() == "mean" and cfg.algorithm.clip_update_norm == 0
+
+
+def _fedavg_family(cfg: RunConfig) -> bool:
+    """Whether the configured strategy is FedAvg or builds on it (a probe instance, no data needed)."""
+    from fedloom.strategies import STRATEGIES, FedAvg, WeightedMean
+
+    try:
+        probe = STRATEGIES.get(cfg.algorithm.strategy)(cfg.algorithm, {"aggregator": WeightedMean()})
+    except ConfigError:
+        raise
+    except Exception:  # a plugin strategy that needs more than its options is not assumed to be FedAvg
+        return False
+    return isinstance(probe, FedAvg)
+
+
+def _secagg_quantizer_fails(cfg: RunConfig) -> str | None:
+    from fedloom.privacy.secagg import Quantizer
+
+    try:
+        Quantizer(cfg.privacy.secagg_bits, cohort_size(cfg), 1.0)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+RULES: list[Rule] = [
+    Rule("dp-needs-noise",
+         lambda c: c.privacy.dp != "none" and c.privacy.noise_multiplier == 0 and c.privacy.target_epsilon == 0,
+         lambda c: f"--dp {c.privacy.dp} needs --noise-multiplier > 0 or a --target-epsilon to calibrate it"),
+    Rule("target-epsilon-needs-dp",
+         lambda c: c.privacy.dp == "none" and c.privacy.target_epsilon > 0,
+         lambda c: "--target-epsilon needs --dp central, central-adaptive or local"),
+    Rule("secagg-needs-two-clients",
+         lambda c: c.privacy.secagg and c.federation.clients < 2,
+         lambda c: "--secagg needs at least 2 clients"),
+    Rule("secagg-ring",
+         lambda c: c.privacy.secagg and _secagg_quantizer_fails(c) is not None,
+         lambda c: str(_secagg_quantizer_fails(c))),
+    Rule("secagg-compression",
+         lambda c: c.privacy.secagg and c.communication.compression != "none",
+         lambda c: (f"--compression {c.communication.compression} cannot be combined with secure aggregation: "
+                    "SecAgg+ already quantizes updates into its ring (that is its compression); use "
+                    "--compression none")),
+    Rule("secagg-needs-mean",
+         lambda c: c.privacy.secagg and not (_fedavg_family(c) and _plain_mean(c)),
+         lambda c: (f"--secagg gives the server only the sum of the updates; strategy {c.algorithm.strategy!r} "
+                    f"with aggregator {c.algorithm.effective_aggregator()!r} needs individual updates (robust "
+                    "aggregators cannot run on a single sum). Use a FedAvg-family strategy with the weighted mean.")),
+    Rule("central-dp-needs-fedavg",
+         lambda c: _central_dp(c) and not _fedavg_family(c),
+         lambda c: f"--dp {c.privacy.dp} wraps FedAvg-family strategies, not {c.algorithm.strategy!r}"),
+    Rule("he-strategy",
+         lambda c: c.encryption.he and c.algorithm.strategy != "fedavg",
+         lambda c: (f"--he works with --strategy fedavg only, got {c.algorithm.strategy!r}: the server can only add "
+                    "ciphertexts, so server optimizers and control variates that need plaintext updates cannot run")),
+    Rule("he-aggregator",
+         lambda c: c.encryption.he and not _plain_mean(c),
+         lambda c: (f"--he cannot use the robust aggregator {c.algorithm.effective_aggregator()!r}: median, "
+                    "trimmed mean, Krum and the like compare plaintext updates, and the server only holds "
+                    "ciphertexts")),
+    Rule("he-compression",
+         lambda c: c.encryption.he and (c.communication.compression != "none" or c.communication.compress_broadcast),
+         lambda c: ("--he cannot be combined with --compression or --compress-broadcast: ciphertexts are not "
+                    "compressible that way (use --compression none)")),
+    Rule("he-secagg",
+         lambda c: c.encryption.he and c.privacy.secagg,
+         lambda c: "--he and secure aggregation both hide updates from the server; choose one"),
+    Rule("he-central-dp",
+         lambda c: c.encryption.he and _central_dp(c),
+         lambda c: (f"--he cannot be combined with --dp {c.privacy.dp}: central DP clips and noises plaintext "
+                    "updates on the server, which only holds ciphertexts (use --dp local)")),
+    Rule("he-resume-needs-keys",
+         lambda c: c.encryption.he and c.run.resume and not c.encryption.he_keys,
+         lambda c: ("resuming an HE run needs the keys it was encrypted under: create them with "
+                    "`fedloom he-keys --out DIR` and pass --he-keys DIR (fresh keys cannot decrypt it)")),
+    Rule("he-needs-federated-evaluation",
+         lambda c: c.encryption.he and c.federation.fraction_evaluate <= 0,
+         lambda c: ("--he needs federated evaluation (--fraction-evaluate > 0): the server never holds the "
+                    "plaintext model, so it cannot evaluate centrally")),
+]
+"""Every cross-feature rule, in the order they are checked."""
+
+
+def broken(cfg: RunConfig) -> list[Rule]:
+    """The rules ``cfg`` breaks (empty when it is consistent)."""
+    return [rule for rule in RULES if rule.violated(cfg)]
+
+
+def check_rules(cfg: RunConfig) -> None:
+    """Raise :class:`ConfigError` with the message of the first rule ``cfg`` breaks."""
+    for rule in RULES:
+        if rule.violated(cfg):
+            raise ConfigError(rule.message(cfg))

@@ -1,0 +1,61 @@
+"""The algorithm section of a run: the strategy, its hyperparameters and the aggregator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedloom.core.options import need, option
+from fedloom.errors import ConfigError
+from fedloom.strategies.registry import AGGREGATORS, ROBUST_ALIASES, STRATEGIES
+
+__all__ = ["StrategyOptions"]
+
+
+@dataclass
+class StrategyOptions:
+    """``[algorithm]``: strategy, server optimizer hyperparameters, robust aggregation (docs/strategies.md)."""
+
+    strategy: str = option("fedavg", "Aggregation strategy.", choices=lambda: STRATEGIES)
+    aggregator: str = option("mean", "How client updates combine, for any strategy.", choices=lambda: AGGREGATORS)
+    clip_update_norm: float = option(0.0, "Norm bounding: clip each client update to this L2 norm before "
+                                     "aggregating (0 = off).")
+    trim_beta: float = option(0.1, "trimmed_mean: fraction of values trimmed from each end per coordinate, "
+                              "in [0, 0.5).")
+    byzantine_f: int = option(1, "krum/multikrum/bulyan: Byzantine clients tolerated (Krum needs >= 2f+3 "
+                              "results per round, Bulyan >= 4f+3).")
+    multikrum_m: int = option(0, "multikrum: updates averaged (0 = results - byzantine_f).")
+    proximal_mu: float = option(0.01, "fedprox: proximal coefficient mu of mu/2 ||w - w_global||^2.")
+    server_lr: float = option(0.0, "Server learning rate of fedavgm/fedadam/fedyogi/fedadagrad/scaffold "
+                              "(0 = the strategy's default: 1.0 for fedavgm and scaffold, 0.01 for "
+                              "fedadam/fedyogi, 0.1 for fedadagrad).")
+    server_momentum: float = option(0.9, "fedavgm: server momentum in [0, 1).")
+    beta1: float = option(0.9, "fedadam/fedyogi/fedadagrad: first-moment decay in [0, 1).")
+    beta2: float = option(0.99, "fedadam/fedyogi: second-moment decay in [0, 1).")
+    tau: float = option(1e-3, "fedadam/fedyogi/fedadagrad: adaptivity (> 0; larger is closer to momentum SGD).")
+
+    def validate(self) -> None:
+        """Raise :class:`~fedloom.errors.ConfigError` for an invalid value."""
+        STRATEGIES.get(self.strategy)
+        AGGREGATORS.get(self.aggregator)
+        self.effective_aggregator()
+        need(self.clip_update_norm >= 0, f"clip_update_norm must be >= 0 (0 = off), got {self.clip_update_norm}")
+        need(0.0 <= self.trim_beta < 0.5, f"trim_beta must be in [0, 0.5), got {self.trim_beta}")
+        need(self.byzantine_f >= 0, f"byzantine_f must be >= 0, got {self.byzantine_f}")
+        need(self.multikrum_m >= 0, f"multikrum_m must be >= 0 (0 = results - byzantine_f), got {self.multikrum_m}")
+        need(self.proximal_mu >= 0, f"proximal_mu must be >= 0, got {self.proximal_mu}")
+        need(self.server_lr >= 0, f"server_lr must be >= 0 (0 = strategy default), got {self.server_lr}")
+        need(0.0 <= self.server_momentum < 1.0, f"server_momentum must be in [0, 1), got {self.server_momentum}")
+        need(0.0 <= self.beta1 < 1.0, f"beta1 must be in [0, 1), got {self.beta1}")
+        need(0.0 <= self.beta2 < 1.0, f"beta2 must be in [0, 1), got {self.beta2}")
+        need(self.tau > 0, f"tau must be > 0, got {self.tau}")
+
+    def effective_aggregator(self) -> str:
+        """The aggregator name selected (``--aggregator``, or a robust ``--strategy`` alias)."""
+        if self.strategy in ROBUST_ALIASES:
+            if self.aggregator not in ("mean", self.strategy):
+                raise ConfigError(
+                    f"--strategy {self.strategy} is FedAvg with --aggregator {self.strategy}; "
+                    f"it conflicts with --aggregator {self.aggregator}"
+                )
+            return self.strategy
+        return self.aggregator

@@ -1,0 +1,31 @@
+"""The strategy-side registries: strategies (``--strategy``) and aggregators (``--aggregator``).
+
+A strategy entry is a builder ``(options: StrategyOptions, common: dict) -> Strategy``, where
+``common`` holds the keyword arguments every FedAvg-family strategy takes (sampling, weighting,
+fit config, central evaluation, aggregator). An aggregator entry is a factory
+``(*, trim_beta, byzantine_f, multikrum_m) -> Aggregator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fedloom.core.registry import Registry
+
+__all__ = ["AGGREGATORS", "STRATEGIES", "StrategyBuilder", "ROBUST_ALIASES"]
+
+StrategyBuilder = Callable[[Any, dict], Any]
+"""``(StrategyOptions, common kwargs) -> Strategy``."""
+
+_STRATEGY_MODULES = ["fedloom.strategies.fedavg", "fedloom.strategies.fedprox", "fedloom.strategies.fedopt",
+                     "fedloom.strategies.scaffold", "fedloom.strategies.robust"]
+
+STRATEGIES: Registry[StrategyBuilder] = Registry("strategy", modules=_STRATEGY_MODULES, plural="strategies")
+
+AGGREGATORS: Registry[Callable[..., Any]] = Registry(
+    "aggregator", modules=["fedloom.strategies.aggregators", "fedloom.strategies.robust"]
+)
+
+ROBUST_ALIASES: tuple[str, ...] = ("median", "trimmed_mean", "krum", "multikrum", "bulyan")
+"""``--strategy NAME`` shorthands for FedAvg with ``--aggregator NAME``."""
