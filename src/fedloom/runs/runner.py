@@ -27,7 +27,7 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
     cfg.validate()
     out = Path(cfg.run.out) if cfg.run.out else new_run_dir("runs", f"{cfg.data.dataset}-{cfg.algorithm.strategy}")
     store = RunStore(out)
-    store.write_config(cfg.to_dict())
+    store.write_config(cfg.to_nested())  # one TOML table per section; `fedloom run --config` reads it back
     start = time.perf_counter()
     initial = 0
     if cfg.run.resume and store.checkpoint_path.exists():

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from fedloom.core.parameters import Parameters
-from fedloom.core.strategy import Failure, ServerState, sample_clients, weighted_mean_metrics
+from fedloom.core.strategy import Failure, ServerState, Strategy, sample_clients, weighted_mean_metrics
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.privacy.he.ciphertext import load_chunks, serialize_chunks
@@ -36,8 +36,12 @@ GLOBAL = "he.global"
 SIZE = "he.size"
 
 
-class HEFedAvg(FedAvg):
+class HEFedAvg(Strategy):
     """Federated Averaging of CKKS-encrypted client models.
+
+    It is not a :class:`~fedloom.strategies.FedAvg` (no aggregator, no server optimizer, no central
+    evaluation can run on ciphertexts); it takes FedAvg's sampling and fit-config settings by
+    composition, from a plain FedAvg built with the same arguments.
 
     Args:
         context: The *public* TenSEAL context (``public.tenseal``); a context with a secret key is
@@ -54,7 +58,13 @@ class HEFedAvg(FedAvg):
                 raise ConfigError(f"HE aggregation cannot use {name}: the server never sees plaintext updates")
         kwargs.pop("aggregator", None)
         kwargs.pop("evaluate_fn", None)
-        super().__init__(**kwargs)
+        self.sampling = FedAvg(**kwargs)  # validates and holds the sampling / fit-config settings
+        self.fraction_fit = self.sampling.fraction_fit
+        self.min_fit_clients = self.sampling.min_fit_clients
+        self.min_fit_results = self.sampling.min_fit_results
+        self.fraction_evaluate = self.sampling.fraction_evaluate
+        self.min_evaluate_clients = self.sampling.min_evaluate_clients
+        self.weighted = self.sampling.weighted
         self.context = context
         self.key_id = key_id(context)
 
@@ -71,8 +81,11 @@ class HEFedAvg(FedAvg):
         weight = np.array([float(state.values[WEIGHT_KEY])], dtype=np.float64)
         return Parameters({WEIGHT_KEY: weight, **state.buffers[GLOBAL]})
 
+    def __repr__(self) -> str:
+        return f"HEFedAvg(fraction_fit={self.fraction_fit}, weighted={self.weighted})"
+
     def round_fit_config(self, state: ServerState, rnd: int) -> Config:
-        return {**super().round_fit_config(state, rnd), WEIGHTED_KEY: self.weighted, KEY_ID_KEY: self.key_id}
+        return {**self.sampling.round_fit_config(state, rnd), WEIGHTED_KEY: self.weighted, KEY_ID_KEY: self.key_id}
 
     def configure_fit(
         self, state: ServerState, rnd: int, clients: Sequence[ClientId]

@@ -1,0 +1,1 @@
+"""Start-up time of the ``fedloom`` command against a bare Python interpreter."""
