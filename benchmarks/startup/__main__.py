@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     cmds = commands()
     times: dict[str, list[float]] = {name: [] for name in cmds}
-    for name, cmd in cmds.items():  # warm the file cache once
+    for cmd in cmds.values():  # warm the file cache once
         time_once(cmd)
     load_before = os.getloadavg()[0]
     for _ in range(args.reps):

@@ -140,7 +140,8 @@ def test_registry_discovers_entry_points_and_reports_a_broken_one(tmp_path: Path
     info = tmp_path / "broken_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[fedloom.gadgets]\nok = json:dumps\n\n[fedloom.sprockets]\nbad = no_such_mod_q\n")
+    (info / "entry_points.txt").write_text(
+        "[fedloom.gadgets]\nok = json:dumps\n\n[fedloom.sprockets]\nbad = no_such_mod_q\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     gadgets: Registry[object] = Registry("gadget")
     assert gadgets.get("ok") is json.dumps
