@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fedloom.core.server_opt import ServerOpt, chain
 from fedloom.core.strategy import Strategy
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
 from fedloom.strategies.fedavg import CentralEvaluateFn, FedAvg
@@ -21,6 +22,7 @@ from fedloom.strategies.robust import (
     build_aggregator,
 )
 from fedloom.strategies.scaffold import Scaffold
+from fedloom.strategies.server_opts import adagrad, adam, momentum, sgd, yogi
 
 if TYPE_CHECKING:
     from fedloom.config import RunConfig
@@ -124,10 +126,17 @@ __all__ = [
     "MultiKrum",
     "NormBound",
     "Scaffold",
+    "ServerOpt",
     "TrimmedMean",
     "build_aggregator",
     "effective_aggregator",
     "StrategyBuilder",
     "WeightedMean",
+    "adagrad",
+    "adam",
     "build_strategy",
+    "chain",
+    "momentum",
+    "sgd",
+    "yogi",
 ]
