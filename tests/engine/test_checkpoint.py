@@ -148,6 +148,20 @@ def test_components_round_trip_exactly_without_pickle(tmp_path):
     assert b"pickle" not in (tmp_path / "ckpt.safetensors").read_bytes()
 
 
+def test_strategy_components_round_trip(tmp_path):
+    from fedloom.privacy.dp import CentralDP
+    from fedloom.strategies import FedAdam, FedAvgM, Scaffold
+
+    glob = Parameters({"w": np.ones((2, 2), np.float32), "n": np.array(1, np.int64)})
+    for strategy in (FedAdam(), FedAvgM(), Scaffold(), CentralDP(Scaffold(), noise_multiplier=1.0, clip=0.3)):
+        state = strategy.initialize(glob)
+        strategy.configure_fit(state, 1, ["0", "1", "2"])  # sets Scaffold's N and DP's cohort
+        back = _saved(tmp_path, state.components)
+        restored = restore_components(strategy.initialize(glob).components, back.components)
+        for name, value in state.components.items():
+            _assert_same(restored[name], value)
+
+
 def test_loaded_components_can_be_saved_again_unchanged(tmp_path):
     once = _saved(tmp_path / "a", _every_kind())
     twice = _saved(tmp_path / "b", once.components)
@@ -184,6 +198,19 @@ def test_mismatched_components_are_validation_errors(tmp_path, template, match):
     back = _saved(tmp_path, {"opt": AdaptiveState(np.zeros(2), np.ones(2))})
     with pytest.raises(ValidationError, match=match):
         restore_components({k: make[v] for k, v in template.items()}, back.components)
+
+
+def test_resuming_with_another_strategy_is_a_validation_error(tmp_path):
+    from fedloom.engine import FederatedLoop
+    from fedloom.strategies import FedAdam, FedAvgM
+
+    glob = Parameters({"w": np.zeros(3)})
+    path = tmp_path / "ckpt.safetensors"
+    save_checkpoint(path, FedAdam().initialize(glob))
+    loop = FederatedLoop(FedAvgM(), pool=None, num_rounds=2, checkpoint_path=path)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="cannot resume FedAvgM.*AdaptiveState.*MomentumState"):
+        loop.resume_state()
+    assert FederatedLoop(FedAdam(), pool=None, num_rounds=2, checkpoint_path=path).resume_state()  # type: ignore[arg-type]
 
 
 def test_unsupported_component_fields_are_refused_when_saving(tmp_path):

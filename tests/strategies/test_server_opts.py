@@ -14,8 +14,15 @@ import pytest
 from fedloom.core.parameters import Parameters
 from fedloom.core.server_opt import apply_step
 from fedloom.core.strategy import ServerState
+from fedloom.core.types import FitRes
 from fedloom.errors import ConfigError
 from fedloom.strategies import (
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedAvgM,
+    FedYogi,
+    Scaffold,
     ServerOpt,
     adagrad,
     adam,
@@ -141,4 +148,102 @@ def test_apply_step_adds_in_the_flat_view_and_keeps_dtypes() -> None:
 )
 def test_invalid_hyperparameters(factory, message: str) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match=message):
+        factory()
+
+
+# -- composed into FedAvg ---------------------------------------------------------------------
+def _rounds(strategy: FedAvg, rounds: int = 4) -> tuple[Parameters, object]:
+    """A few rounds with clients whose models depend on the global one (so moments matter)."""
+    glob = Parameters({"w": np.array([0.3, -1.2, 2.0], np.float32), "b": np.array(0.5)})
+    state = strategy.initialize(glob, seed=1)
+    for rnd in range(1, rounds + 1):
+        tasks = strategy.configure_fit(state, rnd, ["0", "1", "2"])
+        results = []
+        for i, (cid, ins) in enumerate(tasks):
+            w = ins.parameters["w"] * np.float32(0.9) + np.float32(0.1 * (i + 1) * rnd)
+            b = ins.parameters["b"] - 0.05 * (i - 1) / rnd
+            results.append((cid, FitRes(Parameters({"w": w, "b": b}), 10 * (i + 1))))
+        strategy.aggregate_fit(state, rnd, results, [])
+    return state.parameters, state.components["server_opt"]
+
+
+def _same_bits(a: Parameters, b: Parameters) -> bool:
+    return a.names == b.names and all(a[n].dtype == b[n].dtype and a[n].tobytes() == b[n].tobytes() for n in a)
+
+
+@pytest.mark.parametrize(
+    ("preset", "opt"),
+    [
+        (lambda: FedAdam(server_lr=0.05, beta1=0.8, beta2=0.95, tau=1e-2), lambda: adam(0.05, 0.8, 0.95, 1e-2)),
+        (lambda: FedYogi(server_lr=0.05, beta1=0.8, beta2=0.95, tau=1e-2), lambda: yogi(0.05, 0.8, 0.95, 1e-2)),
+        (lambda: FedAdagrad(server_lr=0.2, beta1=0.7, tau=1e-2), lambda: adagrad(0.2, 0.7, 1e-2)),
+        (lambda: FedAvgM(server_lr=0.7, server_momentum=0.8), lambda: momentum(0.7, 0.8)),
+        (lambda: FedAdam(), lambda: adam()),
+        (lambda: FedAdagrad(), lambda: adagrad()),
+        (lambda: Scaffold(server_lr=0.5), lambda: sgd(0.5)),
+    ],
+    ids=["adam", "yogi", "adagrad", "momentum", "adam-defaults", "adagrad-defaults", "scaffold-sgd"],
+)
+def test_fedavg_with_an_optimizer_equals_its_preset_bit_for_bit(preset, opt) -> None:  # noqa: ANN001
+    preset_strategy = preset()
+    if isinstance(preset_strategy, Scaffold):  # compare only the server step: SCAFFOLD needs delta_c results
+        glob = Parameters({"w": np.array([1.0, 2.0])})
+        a, b = preset_strategy.initialize(glob), FedAvg(server_opt=opt()).initialize(glob)
+        preset_strategy.apply_update(a, 1, np.array([0.3, -0.7]))
+        FedAvg(server_opt=opt()).apply_update(b, 1, np.array([0.3, -0.7]))
+        assert _same_bits(a.parameters, b.parameters)
+        return
+    params_a, opt_a = _rounds(preset_strategy)
+    params_b, opt_b = _rounds(FedAvg(server_opt=opt()))
+    assert _same_bits(params_a, params_b)
+    assert type(opt_a) is type(opt_b)
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(opt_a, opt_b, strict=True))
+
+
+def test_default_fedavg_adds_the_aggregate_exactly() -> None:
+    # sgd(1.0) must be today's ``flatten() + delta``, to the bit
+    glob = Parameters({"w": np.array([0.1, 0.2, 0.3])})
+    strategy = FedAvg()
+    state = strategy.initialize(glob)
+    results = [("a", FitRes(Parameters({"w": np.array([0.7, -0.1, 1e-9])}), 3)),
+               ("b", FitRes(Parameters({"w": np.array([0.35, 0.9, 0.3])}), 7))]
+    strategy.aggregate_fit(state, 1, results, [])
+    updates = [r.parameters.flatten() - glob.flatten() for _, r in results]
+    delta = strategy.aggregator(updates, np.array([3.0, 7.0]))
+    assert state.parameters["w"].tobytes() == (glob.flatten() + delta).tobytes()
+    assert state.components == {"server_opt": EmptyState()}
+
+
+def test_initialize_and_apply_update_keep_the_state_in_components() -> None:
+    strategy = FedAvg(server_opt=momentum(lr=1.0, momentum=0.5))
+    state = strategy.initialize(Parameters({"w": np.zeros(2)}))
+    assert state.components["server_opt"].trace.tolist() == [0.0, 0.0]
+    strategy.apply_update(state, 1, np.array([2.0, 4.0]))
+    strategy.apply_update(state, 2, np.array([0.0, 0.0]))
+    assert state.parameters["w"].tolist() == [3.0, 6.0]
+    assert state.components["server_opt"].trace.tolist() == [1.0, 2.0]
+
+
+def test_presets_keep_their_defaults_and_repr() -> None:
+    assert FedAdam().server_lr == 0.01 and FedYogi().server_lr == 0.01 and FedAdagrad().server_lr == 0.1
+    assert repr(FedAdam(server_lr=0.02)) == (
+        "FedAdam(server_lr=0.02, beta1=0.9, beta2=0.99, tau=0.001, aggregator=WeightedMean())"
+    )
+    assert repr(FedAvgM(server_lr=0.5)) == "FedAvgM(fraction_fit=1.0, weighted=True, aggregator=WeightedMean())"
+    assert repr(Scaffold()) == "Scaffold(server_lr=1.0, fraction_fit=1.0, aggregator=WeightedMean())"
+    m = FedAvgM(server_lr=0.5, server_momentum=0.3)
+    assert (m.server_lr, m.server_momentum) == (0.5, 0.3)
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: FedAdam(server_opt=sgd()),
+        lambda: FedAvgM(server_opt=sgd()),
+        lambda: Scaffold(server_opt=sgd()),
+        lambda: FedAvg(server_opt="adam"),
+    ],
+)
+def test_server_opt_conflicts_and_wrong_types_are_config_errors(factory) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match="server optimizer|server_opt"):
         factory()
