@@ -9,6 +9,7 @@ from fedloom import Client, EvaluateRes, FedAvg, FitRes, Parameters, simulate
 from fedloom.compression import RESIDUAL_KEY, CompressedClient, StochasticQuantizer, TopK, UpdateCodec
 from fedloom.core.client_state import ClientStateStore
 from fedloom.engine.codec import decode_results
+from fedloom.strategies import ServerOpt
 
 GLOBAL = Parameters({"w": np.zeros(4, np.float32), "b": np.ones(2, np.float32)})
 
@@ -120,15 +121,14 @@ def test_decoded_updates_reach_custom_aggregators_and_server_optimizers_unchange
         seen.append([u.copy() for u in updates])
         return np.median(np.stack(updates), axis=0)
 
-    class ServerMomentum(FedAvg):  # a server optimizer: overrides server_update only
-        def server_update(self, state, rnd, delta):
-            super().server_update(state, rnd, 2.0 * delta)
+    # a server optimizer: sees the aggregated (decoded) update, doubles it
+    double = ServerOpt(init=lambda params: (), update=lambda delta, opt_state: (2.0 * delta, opt_state))
 
     shifts = {"0": [1, 1, 1, 1], "1": [2, 2, 2, 2], "2": [100, 100, 100, 100]}
     codec = TopK(fraction=1.0)  # lossless up to float32: exact numbers
     result = simulate(
         lambda cid: CompressedClient(ShiftClient(_shift(shifts[cid], [0, 0])), codec=codec),
-        num_clients=3, strategy=ServerMomentum(aggregator=median), rounds=1, initial_parameters=GLOBAL,
+        num_clients=3, strategy=FedAvg(aggregator=median, server_opt=double), rounds=1, initial_parameters=GLOBAL,
         codec=UpdateCodec(codec),
     )
     np.testing.assert_allclose(seen[0][2], [100, 100, 100, 100, 0, 0])

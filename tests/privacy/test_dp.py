@@ -60,7 +60,8 @@ def test_adaptive_clipping_tracks_the_target_quantile_within_50_rounds():
         directions = rng.normal(size=(100, 4))
         deltas = [n * d / np.linalg.norm(d) for n, d in zip(norms, directions, strict=True)]
         dp.aggregate_fit(state, rnd, results_for(deltas, glob), [])
-    assert abs(state.values["dp_clip"] - 1.0) < 0.1
+    assert abs(state.components["central_dp"].clip - 1.0) < 0.1
+    assert state.components["central_dp"].cohort == 100
 
 
 def test_adaptive_step_and_noise_split_by_hand():
@@ -81,7 +82,7 @@ def test_central_dp_over_secagg_equals_central_dp_in_the_clear(noise, adaptive):
     def two_rounds(pool):
         dp = CentralDP(FedAvg(), noise_multiplier=noise, clip=5.0, adaptive=adaptive)
         result = FederatedLoop(dp, pool, num_rounds=2, seed=0).run(glob)
-        return result.parameters["w"], result.state.values["dp_clip"], result.history[-1].metrics
+        return result.parameters["w"], result.state.components["central_dp"].clip, result.history[-1].metrics
 
     clear, clear_clip, clear_m = two_rounds(InlinePool(lambda cid: DeltaClient(deltas[int(cid)], 9), 8))
     secure_pool = SecAggPool(InlinePool(secagg_clients(deltas, [9] * 8), 8), clip=50.0)

@@ -3,25 +3,53 @@ run: optimizer moments and control variates travel in the checkpointed ServerSta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from fedloom import FederatedLoop, RunConfig, build_simulation
+from fedloom import FederatedLoop, Parameters, RunConfig, build_simulation
 from fedloom.backends import InlinePool
+
+
+def _fields(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every leaf field of a component, with its path (records and tuples are walked)."""
+    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
+        for name in type(value)._fields:
+            yield from _fields(getattr(value, name), f"{path}.{name}")
+    elif isinstance(value, tuple):
+        for i, item in enumerate(value):
+            yield from _fields(item, f"{path}[{i}]")
+    elif isinstance(value, Parameters):
+        for name, arr in value.items():
+            yield f"{path}[{name!r}]", arr
+    else:
+        yield path, value
 
 ROUNDS, STOP = 4, 2
 
 
-def _cfg(strategy: str) -> RunConfig:
+def _cfg(strategy: str, **extra: Any) -> RunConfig:
     return RunConfig(dataset="iris", model="linear", clients=4, fraction=0.5, rounds=ROUNDS, strategy=strategy,
-                     partition="iid", local_epochs=1, batch_size=8, progress=False, seed=3)
+                     partition="iid", local_epochs=1, batch_size=8, progress=False, seed=3, **extra)
 
 
-@pytest.mark.parametrize("strategy", ["fedadam", "fedyogi", "fedavgm", "scaffold"])
-def test_resume_equals_uninterrupted(strategy: str, tmp_path: Path) -> None:
-    cfg = _cfg(strategy)
+@pytest.mark.parametrize(
+    ("strategy", "extra"),
+    [
+        ("fedadam", {}),
+        ("fedyogi", {}),
+        ("fedadagrad", {}),
+        ("fedavgm", {}),
+        ("scaffold", {}),
+        # server noise and an adaptive clip norm: the RNG and the central_dp component resume too
+        ("fedavgm", {"dp": "central-adaptive", "noise_multiplier": 0.8, "clip": 0.5}),
+    ],
+)
+def test_resume_equals_uninterrupted(strategy: str, extra: dict[str, Any], tmp_path: Path) -> None:
+    cfg = _cfg(strategy, **extra)
     sim = build_simulation(cfg)
     full = FederatedLoop(sim.strategy, InlinePool(sim.client_fn, cfg.clients), num_rounds=ROUNDS, seed=cfg.seed)
     expected = full.run(sim.initial_parameters)
@@ -39,12 +67,19 @@ def test_resume_equals_uninterrupted(strategy: str, tmp_path: Path) -> None:
     assert resumed_state is not None and resumed_state[0].round == STOP
     resumed = loop.run(state=resumed_state[0], history=resumed_state[1])
 
-    assert set(resumed.state.buffers) == set(expected.state.buffers) and expected.state.buffers
+    assert set(resumed.state.components) == set(expected.state.components)
     for name in expected.parameters:
         np.testing.assert_array_equal(resumed.parameters[name], expected.parameters[name])
-    for group, params in expected.state.buffers.items():
-        for name in params:
-            np.testing.assert_array_equal(resumed.state.buffers[group][name], params[name])
+    want = {path: v for name, c in expected.state.components.items() for path, v in _fields(c, name)}
+    got = {path: v for name, c in resumed.state.components.items() for path, v in _fields(c, name)}
+    assert set(got) == set(want) and want
+    for path, value in want.items():
+        assert type(got[path]) is type(value), path
+        np.testing.assert_array_equal(got[path], value, err_msg=path)
+        if isinstance(value, np.ndarray):
+            assert got[path].dtype == value.dtype and got[path].shape == value.shape, path
+    for name, component in expected.state.components.items():
+        assert type(resumed.state.components[name]) is type(component)
     assert [h.round for h in resumed.history] == list(range(1, ROUNDS + 1))
 
 

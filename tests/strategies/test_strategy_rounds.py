@@ -65,7 +65,7 @@ def test_fedavgm_momentum_over_two_rounds() -> None:
     # so v = 0.9 * [2.5, 0.5] and w = [2.5 + 2.25, 0.5 + 0.45].
     strategy.aggregate_fit(state, 2, _results(), [])
     assert state.parameters["w"] == pytest.approx([4.75, 0.95])
-    assert state.buffers["momentum"]["vector"] == pytest.approx([2.25, 0.45])
+    assert state.components["server_opt"].trace == pytest.approx([2.25, 0.45])
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,8 @@ def test_fedopt_one_round(cls: type, expected_v: list[float]) -> None:
     m = [0.1 * 2.5, 0.1 * 0.5]  # (1 - beta1) * delta
     expected_w = [0.1 * m[i] / (math.sqrt(expected_v[i]) + 0.5) for i in range(2)]
     assert state.parameters["w"] == pytest.approx(expected_w, rel=1e-12)
-    assert state.buffers["fedopt_m"]["vector"] == pytest.approx(m)
-    assert state.buffers["fedopt_v"]["vector"] == pytest.approx(expected_v)
+    assert state.components["server_opt"].m == pytest.approx(m)
+    assert state.components["server_opt"].v == pytest.approx(expected_v)
 
 
 def test_scaffold_sends_c_and_updates_it_over_all_clients() -> None:
@@ -92,7 +92,8 @@ def test_scaffold_sends_c_and_updates_it_over_all_clients() -> None:
     state, tasks, _ = _one_round(strategy, clients=("a", "b", "c", "d"), extra={"a": [1.0, 1.0], "b": [3.0, -1.0]})
     assert all(ins.extras[SCAFFOLD_C]["w"].tolist() == [0.0, 0.0] for _, ins in tasks)
     assert state.parameters["w"].tolist() == [2.5, 0.5]
-    assert state.buffers[SCAFFOLD_C]["w"].tolist() == [1.0, 0.0]
+    assert state.components["scaffold"].c["w"].tolist() == [1.0, 0.0]
+    assert state.components["scaffold"].num_clients == 4
     # The next round sends the new c.
     tasks = strategy.configure_fit(state, 2, ["a", "b", "c", "d"])
     assert tasks[0][1].extras[SCAFFOLD_C]["w"].tolist() == [1.0, 0.0]
@@ -157,4 +158,4 @@ def test_scaffold_through_the_round_loop_delivers_extras_both_ways() -> None:
     clients = {"0": _FixedScaffoldClient([1.0, 2.0], 1), "1": _FixedScaffoldClient([3.0, 0.0], 3)}
     result = simulate(clients.__getitem__, num_clients=2, strategy=Scaffold(), rounds=1, initial_parameters=W0)
     assert result.parameters["w"].tolist() == [2.5, 0.5]
-    assert result.state.buffers[SCAFFOLD_C]["w"].tolist() == [1.0, 1.0]  # (1 + 1) / 2 clients
+    assert result.state.components["scaffold"].c["w"].tolist() == [1.0, 1.0]  # (1 + 1) / 2 clients

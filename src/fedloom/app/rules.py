@@ -41,6 +41,10 @@ def cohort_size(cfg: RunConfig) -> int:
     return min(f.clients, max(min(f.min_clients, f.clients), math.ceil(f.fraction * f.clients - 1e-9)))
 
 
+_PRESETS = ("fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold")
+"""Strategies that are FedAvg with a server optimizer of their own (no ``--server-opt`` on top)."""
+
+
 def _central_dp(cfg: RunConfig) -> bool:
     return cfg.privacy.dp in ("central", "central-adaptive")
 
@@ -98,6 +102,14 @@ RULES: list[Rule] = [
     Rule("central-dp-needs-fedavg",
          lambda c: _central_dp(c) and not _fedavg_family(c),
          lambda c: f"--dp {c.privacy.dp} wraps FedAvg-family strategies, not {c.algorithm.strategy!r}"),
+    Rule("server-opt-preset",
+         lambda c: bool(c.algorithm.server_opt) and c.algorithm.strategy in _PRESETS,
+         lambda c: (f"--strategy {c.algorithm.strategy} brings its own server optimizer; --server-opt "
+                    f"{c.algorithm.server_opt} composes with fedavg, fedprox and the robust aliases "
+                    f"(e.g. --strategy fedavg --server-opt {c.algorithm.server_opt})")),
+    Rule("he-server-opt",
+         lambda c: c.encryption.he and bool(c.algorithm.server_opt),
+         lambda c: "--he cannot use a server optimizer: the server holds only the encrypted sum, never the update"),
     Rule("he-strategy",
          lambda c: c.encryption.he and c.algorithm.strategy != "fedavg",
          lambda c: (f"--he works with --strategy fedavg only, got {c.algorithm.strategy!r}: the server can only add "

@@ -1,10 +1,11 @@
 """The strategy interface and the server state it evolves.
 
 A :class:`Strategy` holds only hyperparameters; everything that changes during a run lives in one
-:class:`ServerState` (global parameters, round, sampling RNG, optimizer moments, control variates,
-scalars such as an adaptive clip norm). The round loop checkpoints that one object, so a resumed
-run continues exactly where it stopped. Strategy methods update the state in place and return
-diagnostics (metrics); logging, files and progress bars belong to the runner.
+:class:`ServerState` (global parameters, round, sampling RNG, and the typed state of each
+component: server-optimizer moments, control variates, an adaptive clip norm). The round loop
+checkpoints that one object, so a resumed run continues exactly where it stopped. Strategy methods
+update the state in place and return diagnostics (metrics); logging, files and progress bars
+belong to the runner.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +33,14 @@ class ServerState:
         parameters: The current global model.
         round: The last completed round (0 before the first).
         rng: The server's random generator (client sampling, server-side noise).
-        buffers: Named array state, e.g. ``{"momentum": Parameters(...)}`` or per-client variates.
-        values: Named scalar state, e.g. ``{"clip_norm": 0.8}``.
+        buffers: Generic named array state (e.g. the encrypted aggregate of HE).
+        values: Generic named scalar state.
+        components: Typed state, one entry per part of the algorithm, e.g.
+            ``{"server_opt": AdaptiveState(m, v), "scaffold": ScaffoldState(c, num_clients)}``.
+            Each value is a ``NamedTuple`` or frozen dataclass whose fields are ``np.ndarray``,
+            :class:`Parameters`, ``int``, ``float``, ``bool``, ``str``, ``None``, or (for composed
+            optimizers) nested such records and tuples of them. Values are replaced, never mutated,
+            and checkpoints store them field by field (no pickle).
     """
 
     parameters: Parameters
@@ -40,6 +48,7 @@ class ServerState:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     buffers: dict[str, Parameters] = field(default_factory=dict)
     values: dict[str, Scalar] = field(default_factory=dict)
+    components: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

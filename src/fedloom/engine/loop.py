@@ -21,9 +21,9 @@ from fedloom.core.pool import ClientPool
 from fedloom.core.strategy import Failure, ServerState, Strategy
 from fedloom.core.types import ClientId, Config, FitRes
 from fedloom.core.validation import check_fit_result
-from fedloom.engine.checkpoint import load_checkpoint, save_checkpoint
+from fedloom.engine.checkpoint import load_checkpoint, restore_components, save_checkpoint
 from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
-from fedloom.errors import StopTraining
+from fedloom.errors import StopTraining, ValidationError
 
 __all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed", "validate_results"]
 
@@ -111,10 +111,22 @@ class FederatedLoop:
         self.codec = codec
 
     def resume_state(self) -> tuple[ServerState, list[RoundRecord]] | None:
-        """The state and history stored at ``checkpoint_path``, if a checkpoint exists."""
+        """The state and history stored at ``checkpoint_path``, if a checkpoint exists.
+
+        The typed components (optimizer moments, control variates, ...) are rebuilt against the
+        ones ``strategy.initialize`` makes for the stored parameters (same types and fields).
+
+        Raises:
+            ValidationError: the checkpoint's components do not fit this strategy.
+        """
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
             return None
         state, extra = load_checkpoint(self.checkpoint_path)
+        template = self.strategy.initialize(state.parameters, seed=self.seed).components
+        try:
+            state.components = restore_components(template, state.components)
+        except ValidationError as exc:
+            raise ValidationError(f"cannot resume {self.strategy!r} from {self.checkpoint_path}: {exc}") from exc
         history = [RoundRecord(int(h["round"]), dict(h["metrics"])) for h in extra.get("history", [])]
         return state, history
 

@@ -11,13 +11,15 @@ cohort size ``m`` (the number of clients sampled, not the number that answered, 
 weights): one client changes the released sum by at most ``C``, so the noise is calibrated to
 exactly that sensitivity. (An example-weighted mean has a data-dependent denominator whose
 sensitivity the noise would not cover; that is why weights are dropped.) The averaged delta goes
-through the wrapped strategy's ``server_update``, so server optimizers still apply.
+through the wrapped strategy's public :meth:`~fedloom.strategies.FedAvg.apply_update`, so its
+server optimizer (FedAvgM, FedAdam, ...) still applies.
 
 With adaptive clipping the clip norm follows a target quantile ``gamma`` of the update norms:
 ``C <- C * exp(-lr * (b - gamma))`` where ``b`` is the noised fraction of *unclipped* updates
 (sensitivity 1/2 after centring, noise ``sigma_b``), and the update noise is raised to
 ``z_delta = (z^-2 - (2 sigma_b)^-2)^-1/2`` so that the pair of releases costs exactly ``z``.
-The clip norm lives in ``state.values["dp_clip"]`` and is checkpointed.
+The clip norm and the cohort size live in the typed component
+``state.components["central_dp"] = CentralDPState(clip, cohort)`` and are checkpointed.
 
 Under SecAgg+ the server never sees one update: clients clip to the ``dp_clip`` sent with the task,
 the secure sum arrives in ``extras["secagg_sum"]`` (with the secure count of unclipped updates),
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,9 +45,25 @@ from fedloom.privacy.secagg.quantize import clip_l2
 from fedloom.privacy.secagg.server import SECAGG_SUM
 from fedloom.strategies.fedavg import FedAvg
 
-__all__ = ["CentralDP", "LocalDPClient", "adaptive_clip_step", "update_noise_multiplier"]
+__all__ = ["CentralDP", "CentralDPState", "LocalDPClient", "adaptive_clip_step", "update_noise_multiplier"]
 
 CLIP_KEY = "dp_clip"
+"""Task-config key of the clip norm (what SecAgg+ clients clip to)."""
+CENTRAL_DP = "central_dp"
+"""``ServerState.components`` key of the :class:`CentralDPState`."""
+
+
+class CentralDPState(NamedTuple):
+    """Central DP's server state, in ``state.components["central_dp"]``.
+
+    Attributes:
+        clip: The current L2 clip norm ``C`` (fixed, or moved by adaptive clipping).
+        cohort: ``m``, the number of clients sampled this round (the fixed denominator); ``None``
+            until :meth:`CentralDP.configure_fit` has run.
+    """
+
+    clip: float
+    cohort: int | None
 
 
 def update_noise_multiplier(noise_multiplier: float, count_stddev: float) -> float:
@@ -82,8 +101,9 @@ class CentralDP(Strategy):
     """DP-FedAvg around ``strategy``: clipped updates, Gaussian noise on the sum, fixed denominator.
 
     Args:
-        strategy: A :class:`~fedloom.FedAvg` (or subclass); its sampling, config, evaluation and
-            ``server_update`` are used; its aggregator and example weights are not.
+        strategy: A :class:`~fedloom.FedAvg` (or subclass); its sampling, config, evaluation,
+            ``min_fit_results`` and server optimizer (through its public ``apply_update``) are
+            used; its aggregator and example weights are not.
         noise_multiplier: ``z``: noise std on the sum divided by the clip norm (what is accounted).
         clip: Initial (adaptive) or fixed L2 clip norm ``C``.
         adaptive: Track ``target_quantile`` of the update norms (Andrew et al.).
@@ -126,17 +146,22 @@ class CentralDP(Strategy):
 
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
         state = self.inner.initialize(parameters, seed=seed)
-        state.values[CLIP_KEY] = float(self.clip)
+        state.components[CENTRAL_DP] = CentralDPState(clip=float(self.clip), cohort=None)
         return state
+
+    def _dp_state(self, state: ServerState) -> CentralDPState:
+        dp = state.components.get(CENTRAL_DP)
+        return CentralDPState(clip=float(self.clip), cohort=None) if dp is None else dp
 
     def configure_fit(
         self, state: ServerState, rnd: int, clients: Sequence[ClientId]
     ) -> list[tuple[ClientId, FitIns]]:
         tasks = self.inner.configure_fit(state, rnd, clients)
-        clip = float(state.values.get(CLIP_KEY, self.clip))
+        dp = self._dp_state(state)
+        clip = float(dp.clip)
         for _, ins in tasks:
             ins.config = {**ins.config, CLIP_KEY: clip, "secagg_weighted": False}
-        state.values["dp_cohort"] = len(tasks)
+        state.components[CENTRAL_DP] = dp._replace(cohort=len(tasks))
         return tasks
 
     def _count_stddev(self, cohort: int) -> float:
@@ -155,12 +180,14 @@ class CentralDP(Strategy):
         results: Sequence[tuple[ClientId, FitRes]],
         failures: Sequence[Failure],
     ) -> Metrics:
-        if len(results) < self.inner.min_fit_results and not _is_secure_sum(results):
-            raise RoundFailedError(f"round {rnd}: {len(results)} valid results, {self.inner.min_fit_results} needed")
+        min_results = self.inner.min_fit_results
+        if len(results) < min_results and not _is_secure_sum(results):
+            raise RoundFailedError(f"round {rnd}: {len(results)} valid results, {min_results} needed")
         if not results:
             raise RoundFailedError(f"round {rnd}: no results to aggregate")
-        clip = float(state.values.get(CLIP_KEY, self.clip))
-        cohort = int(state.values.get("dp_cohort", len(results)))
+        dp = self._dp_state(state)
+        clip = float(dp.clip)
+        cohort = int(len(results) if dp.cohort is None else dp.cohort)
         if _is_secure_sum(results):
             summed = results[0][1].extras[SECAGG_SUM]
             total, unclipped = summed["sum"].astype(np.float64), float(summed["unclipped"][0])
@@ -178,13 +205,13 @@ class CentralDP(Strategy):
         z_delta = update_noise_multiplier(self.noise_multiplier, count_stddev)
         noise_std = z_delta * clip
         noisy = total + state.rng.normal(0.0, noise_std, size=total.shape) if noise_std > 0 else total
-        self.inner.server_update(state, rnd, noisy / cohort)
+        self.inner.apply_update(state, rnd, noisy / cohort)
         metrics: Metrics = {"fit_clients": answered, "fit_failures": len(failures), "dp_clip": clip,
                             "dp_noise_std": noise_std / cohort}
         if self.adaptive:
             new_clip, frac = adaptive_clip_step(clip, unclipped, cohort, target_quantile=self.target_quantile,
                                                 lr=self.clip_lr, count_stddev=count_stddev, rng=state.rng)
-            state.values[CLIP_KEY] = new_clip
+            state.components[CENTRAL_DP] = dp._replace(clip=new_clip)
             metrics["dp_unclipped"] = frac
         metrics.update(weighted_mean_metrics([(r.num_examples, r.metrics) for _, r in results]))
         return metrics

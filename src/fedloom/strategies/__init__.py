@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fedloom.core.server_opt import ServerOpt, chain
 from fedloom.core.strategy import Strategy
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
 from fedloom.strategies.fedavg import CentralEvaluateFn, FedAvg
 from fedloom.strategies.fedopt import FedAdagrad, FedAdam, FedAvgM, FedOpt, FedYogi
 from fedloom.strategies.fedprox import FedProx
-from fedloom.strategies.registry import AGGREGATORS, ROBUST_ALIASES, STRATEGIES, StrategyBuilder
+from fedloom.strategies.registry import AGGREGATORS, ROBUST_ALIASES, SERVER_OPTS, STRATEGIES, StrategyBuilder
 from fedloom.strategies.robust import (
     Bulyan,
     CoordinateMedian,
@@ -20,6 +21,7 @@ from fedloom.strategies.robust import (
     build_aggregator,
 )
 from fedloom.strategies.scaffold import Scaffold
+from fedloom.strategies.server_opts import adagrad, adam, momentum, sgd, yogi
 
 if TYPE_CHECKING:
     from fedloom.strategies.options import StrategyOptions
@@ -45,11 +47,14 @@ def build_strategy(options: StrategyOptions, common: dict) -> Strategy:
     """
     if "aggregator" not in common:
         common = {**common, "aggregator": options_aggregator(options)}
+    if options.server_opt and "server_opt" not in common:
+        common = {**common, "server_opt": SERVER_OPTS.get(options.server_opt)(options)}
     return STRATEGIES.get(options.strategy)(options, common)
 
 
 __all__ = [
     "AGGREGATORS",
+    "SERVER_OPTS",
     "ROBUST_ALIASES",
     "STRATEGIES",
     "Aggregator",
@@ -67,10 +72,17 @@ __all__ = [
     "MultiKrum",
     "NormBound",
     "Scaffold",
+    "ServerOpt",
     "TrimmedMean",
     "build_aggregator",
     "options_aggregator",
     "StrategyBuilder",
     "WeightedMean",
+    "adagrad",
+    "adam",
     "build_strategy",
+    "chain",
+    "momentum",
+    "sgd",
+    "yogi",
 ]

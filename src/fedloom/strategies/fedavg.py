@@ -6,12 +6,19 @@ arXiv:1602.05629.
 
 Each round a fraction of clients trains locally from the global model; the server replaces the
 global model by the example-weighted mean of the returned models. Written as
-``w <- w + server_lr * aggregate(w_i - w)`` so that the combination (``aggregator``) and the server
-update (:meth:`FedAvg.server_update`) are separate parts: robust aggregators replace the first,
-server optimizers (FedAvgM, FedAdam, ...) override the second.
+``delta = aggregate(w_i - w)``, ``step, opt_state = server_opt.update(delta, opt_state)``,
+``w <- w + step`` so that the combination (``aggregator``) and the server optimizer
+(``server_opt``, a :class:`~fedloom.core.server_opt.ServerOpt`: pure ``init``/``update`` functions
+over typed state, after optax) are separate parts that compose: robust aggregators replace the
+first, server optimizers (:mod:`fedloom.strategies.server_opts`: ``sgd``, ``momentum``, ``adam``,
+...) the second. The default ``sgd(1.0)`` adds ``delta`` exactly, which is plain FedAvg. The
+optimizer state lives in ``state.components["server_opt"]``, so checkpoints carry it. FedAvgM,
+FedAdagrad, FedAdam and FedYogi are FedAvg with a preset ``server_opt``.
 
 Example:
     >>> strategy = FedAvg(fraction_fit=0.5, min_fit_clients=2)
+    >>> from fedloom.strategies.server_opts import adam
+    >>> with_adam = FedAvg(server_opt=adam(lr=0.01), fraction_fit=0.5)
 """
 
 from __future__ import annotations
@@ -22,16 +29,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fedloom.core.parameters import Parameters
+from fedloom.core.server_opt import ServerOpt, apply_step
 from fedloom.core.strategy import Failure, ServerState, Strategy, sample_clients, weighted_mean_metrics
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
 from fedloom.strategies.registry import STRATEGIES
+from fedloom.strategies.server_opts import sgd
 
 if TYPE_CHECKING:
     from fedloom.strategies.options import StrategyOptions
 
-__all__ = ["FedAvg", "CentralEvaluateFn"]
+__all__ = ["FedAvg", "CentralEvaluateFn", "SERVER_OPT"]
+
+SERVER_OPT = "server_opt"
+"""``ServerState.components`` key of the server optimizer's state."""
 
 CentralEvaluateFn = Callable[[Parameters], EvaluateRes]
 """Evaluate global parameters on server-held data."""
@@ -43,7 +55,8 @@ class FedAvg(Strategy):
     Args:
         fraction_fit: Fraction of available clients sampled for training each round.
         min_fit_clients: Minimum clients sampled for training (and needed to start a round).
-        min_fit_results: Minimum valid results needed to aggregate; fewer fails the round.
+        min_fit_results: Minimum valid results needed to aggregate; fewer fails the round. Public
+            and settable (:attr:`min_fit_results`; a deployment sets it from its server config).
         fraction_evaluate: Fraction of clients sampled for federated evaluation (0 disables it).
         min_evaluate_clients: Minimum clients for federated evaluation, when enabled.
         weighted: Weight clients by their number of training examples (``False``: equal weights).
@@ -51,6 +64,13 @@ class FedAvg(Strategy):
         fit_config: Config sent to every training client (e.g. ``{"local_epochs": 1}``).
         fit_config_fn: Optional ``rnd -> Config`` merged over ``fit_config`` each round.
         evaluate_fn: Optional central evaluation on server-held data.
+        server_opt: How the aggregated update moves the global model; defaults to
+            :func:`~fedloom.strategies.server_opts.sgd` with ``lr=1.0`` (plain FedAvg).
+
+    Attributes:
+        min_fit_results: Minimum valid results :meth:`aggregate_fit` needs (wrappers such as
+            :class:`~fedloom.privacy.CentralDP` read it too).
+        server_opt: The server optimizer (:class:`~fedloom.core.server_opt.ServerOpt`).
     """
 
     def __init__(
@@ -66,6 +86,7 @@ class FedAvg(Strategy):
         fit_config: Config | None = None,
         fit_config_fn: Callable[[int], Config] | None = None,
         evaluate_fn: CentralEvaluateFn | None = None,
+        server_opt: ServerOpt | None = None,
     ) -> None:
         if not 0.0 < fraction_fit <= 1.0:
             raise ConfigError(f"fraction_fit must be in (0, 1], got {fraction_fit}")
@@ -73,6 +94,8 @@ class FedAvg(Strategy):
             raise ConfigError(f"fraction_evaluate must be in [0, 1], got {fraction_evaluate}")
         if min_fit_clients < 1 or min_fit_results < 1:
             raise ConfigError("min_fit_clients and min_fit_results must be >= 1")
+        if server_opt is not None and not isinstance(server_opt, ServerOpt):
+            raise ConfigError(f"server_opt must be a ServerOpt (e.g. fedloom.strategies.adam()), got {server_opt!r}")
         self.fraction_fit = fraction_fit
         self.min_fit_clients = min_fit_clients
         self.min_fit_results = min_fit_results
@@ -83,12 +106,19 @@ class FedAvg(Strategy):
         self.fit_config: Config = dict(fit_config or {})
         self.fit_config_fn = fit_config_fn
         self.evaluate_fn = evaluate_fn
+        self.server_opt: ServerOpt = server_opt if server_opt is not None else sgd(1.0)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(fraction_fit={self.fraction_fit}, weighted={self.weighted}, "
             f"aggregator={self.aggregator!r})"
         )
+
+    def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
+        """The round-0 state, with the server optimizer's initial state in ``components``."""
+        state = super().initialize(parameters, seed=seed)
+        state.components[SERVER_OPT] = self.server_opt.init(state.parameters.flatten())
+        return state
 
     # -- training ------------------------------------------------------------------------
     def round_fit_config(self, state: ServerState, rnd: int) -> Config:
@@ -126,15 +156,29 @@ class FedAvg(Strategy):
         global_vec = state.parameters.flatten()
         updates = [r.parameters.flatten() - global_vec for _, r in results]
         delta = self.aggregator(updates, self.client_weights(results))
-        self.server_update(state, rnd, delta)
+        self.apply_update(state, rnd, delta)
         metrics: Metrics = {"fit_clients": len(results), "fit_failures": len(failures)}
         for key, value in weighted_mean_metrics([(r.num_examples, r.metrics) for _, r in results]).items():
             metrics[key] = value
         return metrics
 
-    def server_update(self, state: ServerState, rnd: int, delta: np.ndarray) -> None:
-        """Apply the aggregated update to the global model: plain FedAvg adds it."""
-        state.parameters = state.parameters.unflatten(state.parameters.flatten() + delta)
+    def apply_update(self, state: ServerState, rnd: int, delta: np.ndarray) -> None:
+        """Move the global model by an already aggregated update, through the server optimizer.
+
+        ``step, opt_state = server_opt.update(delta, opt_state)``, then ``w <- w + step``; the new
+        optimizer state replaces ``state.components["server_opt"]``. :meth:`aggregate_fit` calls
+        it; so do wrappers that aggregate themselves (:class:`~fedloom.privacy.CentralDP`).
+
+        Args:
+            state: The server state; its parameters and optimizer state are replaced.
+            rnd: The round being aggregated.
+            delta: The aggregated update (flat, in the order of ``state.parameters.flatten()``).
+        """
+        opt_state = state.components.get(SERVER_OPT)
+        if opt_state is None:  # a state not made by initialize(): start the optimizer now
+            opt_state = self.server_opt.init(state.parameters.flatten())
+        step, state.components[SERVER_OPT] = self.server_opt.update(delta, opt_state)
+        apply_step(state, step)
 
     # -- evaluation ----------------------------------------------------------------------
     def configure_evaluate(

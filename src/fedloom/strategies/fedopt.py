@@ -1,4 +1,4 @@
-"""Server optimizers: FedAvgM (server momentum) and the FedOpt family FedAdagrad, FedAdam, FedYogi.
+"""Server-optimizer presets: FedAvgM (server momentum) and the FedOpt family FedAdagrad, FedAdam, FedYogi.
 
 Papers:
     * FedAvgM: Tzu-Ming Harry Hsu, Hang Qi, Matthew Brown, "Measuring the Effects of Non-Identical
@@ -8,10 +8,14 @@ Papers:
       Optimization", ICLR 2021, arXiv:2003.00295 (Algorithm 2).
 
 Clients run plain local training; the aggregated update ``delta`` (the mean of ``w_i - w``, or
-whatever the ``aggregator`` returns) is treated as a pseudo-gradient by a server optimizer. Each is
-a :class:`~fedloom.strategies.fedavg.FedAvg` whose :meth:`server_update` is overridden; the moments
-live in ``state.buffers`` (as flat float64 vectors) so that checkpoints carry them and a resumed
-run continues exactly.
+whatever the ``aggregator`` returns) is treated as a pseudo-gradient by a server optimizer. The
+optimizers themselves are :class:`~fedloom.core.server_opt.ServerOpt` pairs of pure ``init`` /
+``update`` functions over typed state (after optax), in :mod:`fedloom.strategies.server_opts`;
+:class:`~fedloom.strategies.fedavg.FedAvg` applies whichever it is given as ``server_opt`` and keeps
+its state (e.g. ``AdaptiveState(m, v)``, ``MomentumState(trace)``, flat float64 vectors) in
+``state.components["server_opt"]``, so checkpoints carry it and a resumed run continues exactly.
+The classes here are named presets with the papers' hyperparameters:
+``FedAdam(server_lr=0.01, ...)`` is ``FedAvg(server_opt=adam(lr=0.01, ...))``, bit for bit.
 
 Following Algorithm 2 of Reddi et al.: ``m <- b1 m + (1 - b1) delta``, then
 
@@ -32,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fedloom.core.parameters import Parameters
-from fedloom.core.strategy import ServerState
+from fedloom.core.server_opt import ServerOpt
 from fedloom.errors import ConfigError
 from fedloom.strategies.fedavg import FedAvg
 from fedloom.strategies.registry import STRATEGIES
+from fedloom.strategies.server_opts import adagrad, adam, adaptive, momentum, yogi
 
 if TYPE_CHECKING:
     from fedloom.strategies.options import StrategyOptions
@@ -44,43 +48,37 @@ if TYPE_CHECKING:
 __all__ = ["FedAvgM", "FedAdagrad", "FedAdam", "FedYogi", "FedOpt"]
 
 
-def _get_vector(state: ServerState, name: str, like: np.ndarray, fill: float) -> np.ndarray:
-    buf = state.buffers.get(name)
-    if buf is None:
-        return np.full_like(like, fill, dtype=np.float64)
-    return np.asarray(buf["vector"], dtype=np.float64).copy()
-
-
-def _put_vector(state: ServerState, name: str, vector: np.ndarray) -> None:
-    state.buffers[name] = Parameters({"vector": vector})
+def _own_server_opt(cls_name: str, kwargs: dict[str, Any]) -> None:
+    if kwargs.get("server_opt") is not None:
+        raise ConfigError(
+            f"{cls_name} sets its own server optimizer; pass server_opt to FedAvg instead "
+            "(e.g. FedAvg(server_opt=fedloom.strategies.adam(...)))"
+        )
+    kwargs.pop("server_opt", None)
 
 
 class FedAvgM(FedAvg):
     """FedAvg with server momentum: ``v <- momentum * v + delta``; ``w <- w + server_lr * v``.
 
+    The preset ``FedAvg(server_opt=momentum(server_lr, server_momentum))``.
+
     Args:
         server_lr: Server learning rate.
         server_momentum: Momentum coefficient in ``[0, 1)``; 0 gives FedAvg scaled by ``server_lr``.
-        **kwargs: :class:`FedAvg` arguments (sampling, aggregator, configs, evaluation).
+        **kwargs: :class:`FedAvg` arguments (sampling, aggregator, configs, evaluation), except
+            ``server_opt``.
     """
 
     def __init__(self, *, server_lr: float = 1.0, server_momentum: float = 0.9, **kwargs: Any) -> None:
+        _own_server_opt(type(self).__name__, kwargs)
         super().__init__(**kwargs)
-        if not server_lr > 0:
-            raise ConfigError(f"server_lr must be > 0, got {server_lr}")
-        if not 0.0 <= server_momentum < 1.0:
-            raise ConfigError(f"server_momentum must be in [0, 1), got {server_momentum}")
+        self.server_opt = momentum(lr=server_lr, momentum=server_momentum)
         self.server_lr = server_lr
         self.server_momentum = server_momentum
 
-    def server_update(self, state: ServerState, rnd: int, delta: np.ndarray) -> None:
-        velocity = self.server_momentum * _get_vector(state, "momentum", delta, 0.0) + delta
-        _put_vector(state, "momentum", velocity)
-        state.parameters = state.parameters.unflatten(state.parameters.flatten() + self.server_lr * velocity)
-
 
 class FedOpt(FedAvg):
-    """Base of the adaptive server optimizers; subclasses define :meth:`second_moment`.
+    """Base of the adaptive server-optimizer presets; subclasses define :meth:`make_server_opt`.
 
     Args:
         server_lr: Server learning rate ``eta`` (default: :attr:`default_server_lr`, 0.01; 0.1 for
@@ -88,7 +86,7 @@ class FedOpt(FedAvg):
         beta1: First-moment decay in ``[0, 1)``.
         beta2: Second-moment decay in ``[0, 1)`` (unused by FedAdagrad).
         tau: Adaptivity ``tau > 0``: larger is closer to FedAvgM.
-        **kwargs: :class:`FedAvg` arguments.
+        **kwargs: :class:`FedAvg` arguments, except ``server_opt``.
     """
 
     default_server_lr: float = 0.01
@@ -103,6 +101,7 @@ class FedOpt(FedAvg):
         tau: float = 1e-3,
         **kwargs: Any,
     ) -> None:
+        _own_server_opt(type(self).__name__, kwargs)
         super().__init__(**kwargs)
         server_lr = self.default_server_lr if server_lr is None else server_lr
         if not server_lr > 0:
@@ -117,18 +116,19 @@ class FedOpt(FedAvg):
         self.beta1 = beta1
         self.beta2 = beta2
         self.tau = tau
+        self.server_opt = self.make_server_opt()
+
+    def make_server_opt(self) -> ServerOpt:
+        """The server optimizer from the hyperparameters; called once, by the constructor.
+
+        The default is :func:`~fedloom.strategies.server_opts.adaptive` with :meth:`second_moment`,
+        so a subclass may define either.
+        """
+        return adaptive(self.server_lr, self.beta1, self.tau, self.second_moment)
 
     def second_moment(self, v: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        """The new ``v`` from the previous one and this round's update."""
+        """The new ``v`` from the previous one and this round's update (for :meth:`make_server_opt`)."""
         raise NotImplementedError
-
-    def server_update(self, state: ServerState, rnd: int, delta: np.ndarray) -> None:
-        m = self.beta1 * _get_vector(state, "fedopt_m", delta, 0.0) + (1.0 - self.beta1) * delta
-        v = self.second_moment(_get_vector(state, "fedopt_v", delta, self.tau**2), delta)
-        _put_vector(state, "fedopt_m", m)
-        _put_vector(state, "fedopt_v", v)
-        step = self.server_lr * m / (np.sqrt(v) + self.tau)
-        state.parameters = state.parameters.unflatten(state.parameters.flatten() + step)
 
     def __repr__(self) -> str:
         return (
@@ -138,27 +138,27 @@ class FedOpt(FedAvg):
 
 
 class FedAdagrad(FedOpt):
-    """FedAdagrad: ``v <- v + delta^2`` (Reddi et al., 2021)."""
+    """FedAdagrad: ``v <- v + delta^2`` (Reddi et al., 2021); the preset of :func:`adagrad`."""
 
     default_server_lr = 0.1
 
-    def second_moment(self, v: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        return v + delta**2
+    def make_server_opt(self) -> ServerOpt:
+        return adagrad(lr=self.server_lr, beta1=self.beta1, tau=self.tau)
 
 
 class FedAdam(FedOpt):
-    """FedAdam: ``v <- beta2 v + (1 - beta2) delta^2`` (Reddi et al., 2021)."""
+    """FedAdam: ``v <- beta2 v + (1 - beta2) delta^2`` (Reddi et al., 2021); the preset of :func:`adam`."""
 
-    def second_moment(self, v: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        return self.beta2 * v + (1.0 - self.beta2) * delta**2
+    def make_server_opt(self) -> ServerOpt:
+        return adam(lr=self.server_lr, beta1=self.beta1, beta2=self.beta2, tau=self.tau)
 
 
 class FedYogi(FedOpt):
-    """FedYogi: ``v <- v - (1 - beta2) delta^2 sign(v - delta^2)`` (Reddi et al., 2021)."""
+    """FedYogi: ``v <- v - (1 - beta2) delta^2 sign(v - delta^2)`` (Reddi et al., 2021); the preset of
+    :func:`yogi`."""
 
-    def second_moment(self, v: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        d2 = delta**2
-        return v - (1.0 - self.beta2) * d2 * np.sign(v - d2)
+    def make_server_opt(self) -> ServerOpt:
+        return yogi(lr=self.server_lr, beta1=self.beta1, beta2=self.beta2, tau=self.tau)
 
 
 @STRATEGIES.register("fedavgm", help="FedAvg with server momentum (Hsu et al. 2019).")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fedloom.core.options import need, option
 from fedloom.errors import ConfigError
-from fedloom.strategies.registry import AGGREGATORS, ROBUST_ALIASES, STRATEGIES
+from fedloom.strategies.registry import AGGREGATORS, ROBUST_ALIASES, SERVER_OPTS, STRATEGIES
 
 __all__ = ["StrategyOptions"]
 
@@ -17,6 +17,8 @@ class StrategyOptions:
 
     strategy: str = option("fedavg", "Aggregation strategy.", choices=lambda: STRATEGIES)
     aggregator: str = option("mean", "How client updates combine, for any strategy.", choices=lambda: AGGREGATORS)
+    server_opt: str = option("", "Server optimizer composed into fedavg/fedprox/the robust aliases (empty = plain "
+                             "averaging; fedavgm/fedadam/... are presets of it).", choices=lambda: SERVER_OPTS)
     clip_update_norm: float = option(0.0, "Norm bounding: clip each client update to this L2 norm before "
                                      "aggregating (0 = off).")
     trim_beta: float = option(0.1, "trimmed_mean: fraction of values trimmed from each end per coordinate, "
@@ -37,6 +39,8 @@ class StrategyOptions:
         """Raise :class:`~fedloom.errors.ConfigError` for an invalid value."""
         STRATEGIES.get(self.strategy)
         AGGREGATORS.get(self.aggregator)
+        if self.server_opt:
+            SERVER_OPTS.get(self.server_opt)
         self.effective_aggregator()
         need(self.clip_update_norm >= 0, f"clip_update_norm must be >= 0 (0 = off), got {self.clip_update_norm}")
         need(0.0 <= self.trim_beta < 0.5, f"trim_beta must be in [0, 0.5), got {self.trim_beta}")

@@ -3,7 +3,8 @@
 A strategy entry is a builder ``(options: StrategyOptions, common: dict) -> Strategy``, where
 ``common`` holds the keyword arguments every FedAvg-family strategy takes (sampling, weighting,
 fit config, central evaluation, aggregator). An aggregator entry is a factory
-``(*, trim_beta, byzantine_f, multikrum_m) -> Aggregator``.
+``(*, trim_beta, byzantine_f, multikrum_m) -> Aggregator``. A server optimizer entry is a factory
+``(options: StrategyOptions) -> ServerOpt`` reading its hyperparameters from the options.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from fedloom.core.registry import Registry
 
-__all__ = ["AGGREGATORS", "STRATEGIES", "StrategyBuilder", "ROBUST_ALIASES"]
+__all__ = ["AGGREGATORS", "SERVER_OPTS", "STRATEGIES", "StrategyBuilder", "ROBUST_ALIASES"]
 
 StrategyBuilder = Callable[[Any, dict], Any]
 """``(StrategyOptions, common kwargs) -> Strategy``."""
@@ -26,6 +27,10 @@ STRATEGIES: Registry[StrategyBuilder] = Registry("strategy", modules=_STRATEGY_M
 AGGREGATORS: Registry[Callable[..., Any]] = Registry(
     "aggregator", modules=["fedloom.strategies.aggregators", "fedloom.strategies.robust"]
 )
+
+SERVER_OPTS: Registry[Callable[..., Any]] = Registry("server optimizer", modules=["fedloom.strategies.server_opts"],
+                                                  plural="server_opts")
+"""Server optimizers by name (``--server-opt``): ``(options: StrategyOptions) -> ServerOpt``."""
 
 ROBUST_ALIASES: tuple[str, ...] = ("median", "trimmed_mean", "krum", "multikrum", "bulyan")
 """``--strategy NAME`` shorthands for FedAvg with ``--aggregator NAME``."""
