@@ -1,0 +1,176 @@
+"""One generic name registry, used by every table of named parts (strategies, codecs, backends, ...).
+
+A feature declares its registry once (``CODECS = Registry("codec", ...)``) and each implementation
+registers itself in its own file, so adding a codec, a strategy or a backend is one new file. A
+registry finds its entries lazily, the first time a name is looked up or listed:
+
+1. the built-in modules it was told about (``modules=``, imported in order), so a run imports only
+   the features it uses and ``fedloom --help`` imports none of them;
+2. third-party packages, through Python entry points in the group ``fedloom.<kind>s`` (an entry
+   point's value is a module, imported so that it registers itself, or ``module:object``, registered
+   under the entry point's name).
+
+Lookups of an unknown name raise :class:`~fedloom.errors.ConfigError` naming every valid choice.
+Help texts and error messages iterate over the registry, so they never drift from what exists.
+
+Example:
+    >>> CODECS: Registry[type] = Registry("codec")
+    >>> @CODECS.register("identity", help="Send the update as is.")
+    ... class Identity: ...
+    >>> CODECS.get("identity").__name__
+    'Identity'
+    >>> CODECS.get("zip")
+    Traceback (most recent call last):
+        ...
+    fedloom.errors.ConfigError: unknown codec 'zip'; choose one of: identity
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
+
+from fedloom.errors import ConfigError
+
+__all__ = ["Registry", "Entry", "load_plugins"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered name: the object and a one-line help text."""
+
+    name: str
+    obj: T
+    help: str = ""
+
+
+class Registry(Generic[T]):
+    """A table of named implementations of one extension point.
+
+    Args:
+        kind: What the entries are, singular (``"codec"``): used in messages and as the entry-point
+            group ``fedloom.<kind>s`` (spaces become underscores).
+        modules: Built-in modules that register entries, imported on first use.
+        plural: The plural used for the entry-point group, if not ``kind + "s"``.
+    """
+
+    def __init__(self, kind: str, *, modules: Sequence[str] = (), plural: str | None = None) -> None:
+        self.kind = kind
+        self.group = "fedloom." + (plural or kind + "s").replace(" ", "_").replace("-", "_")
+        self._modules = list(modules)
+        self._entries: dict[str, Entry[T]] = {}
+        self._loaded = False
+        self._loading = False
+
+    # -- registration ------------------------------------------------------------------------
+    @overload
+    def register(self, name: str, obj: None = None, *, help: str = "") -> Callable[[T], T]: ...
+    @overload
+    def register(self, name: str, obj: T, *, help: str = "") -> T: ...
+
+    def register(self, name: str, obj: T | None = None, *, help: str = "") -> Any:  # noqa: A002
+        """Register ``obj`` under ``name`` (or use as a decorator). Re-registering a name replaces it,
+        with a warning when the object differs (a plugin overriding a built-in)."""
+        if not name or not isinstance(name, str):
+            raise ConfigError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+
+        def add(target: T) -> T:
+            old = self._entries.get(name)
+            if old is not None and old.obj is not target:
+                log.warning("%s %r registered again; the new one replaces %r", self.kind, name, old.obj)
+            text = help or _first_line(getattr(target, "__doc__", None))
+            self._entries[name] = Entry(name, target, text)
+            return target
+
+        return add if obj is None else add(obj)
+
+    def add_modules(self, *modules: str) -> None:
+        """More modules to import on first use (e.g. from a plugin package's ``__init__``)."""
+        self._modules.extend(modules)
+        self._loaded = False
+
+    # -- lookup ------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self._loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            for module in self._modules:
+                importlib.import_module(module)
+            _load_entry_points(self)
+            self._loaded = True
+        finally:
+            self._loading = False
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``; :class:`ConfigError` listing the choices otherwise."""
+        entry = self._entries.get(name)
+        if entry is None:
+            self._load()
+            entry = self._entries.get(name)
+        if entry is None:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {self.choices()}")
+        return entry.obj
+
+    def entry(self, name: str) -> Entry[T]:
+        """The :class:`Entry` of ``name`` (object and help text)."""
+        self.get(name)
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        """Every registered name, in registration order (built-ins first)."""
+        self._load()
+        return list(self._entries)
+
+    def choices(self) -> str:
+        """``"a, b, c"``: the names, for help texts and error messages."""
+        return ", ".join(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        if name in self._entries:
+            return True
+        self._load()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self._entries)} loaded)"
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n", 1)[0].strip()
+
+
+def _load_entry_points(registry: Registry[Any]) -> None:
+    """Import what third-party packages declare under ``registry.group``."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=registry.group):
+        try:
+            if ":" in ep.value:
+                registry.register(ep.name, ep.load())
+            else:
+                importlib.import_module(ep.value)
+        except Exception as exc:  # a broken plugin must say so, not take the run down silently
+            raise ConfigError(f"plugin {ep.value!r} ({registry.group} entry point {ep.name!r}) failed to load: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+
+def load_plugins(modules: Sequence[str]) -> None:
+    """Import plugin modules by name (``--plugin``, ``plugins = [...]`` in TOML) so they register."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import plugin {module!r}: {exc}") from exc
