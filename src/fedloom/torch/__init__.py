@@ -1,13 +1,18 @@
-"""PyTorch glue: TorchClient, local training loops, module <-> Parameters."""
+"""PyTorch glue: TorchClient, its local trainers, local training loops, module <-> Parameters."""
 
 from fedloom.torch.client import OptimizerFn, TorchClient, default_loss, make_evaluate_fn
 from fedloom.torch.params import load_parameters, module_parameters
-from fedloom.torch.scaffold import ScaffoldClient
+from fedloom.torch.scaffold import ScaffoldClient, ScaffoldTrainer
+from fedloom.torch.trainers import AutoTrainer, EpochTrainer, ProximalTrainer
 from fedloom.torch.training import TensorData, evaluate_model, train_epochs
 
 __all__ = [
+    "AutoTrainer",
+    "EpochTrainer",
     "OptimizerFn",
+    "ProximalTrainer",
     "ScaffoldClient",
+    "ScaffoldTrainer",
     "TensorData",
     "TorchClient",
     "default_loss",
