@@ -47,6 +47,7 @@ class FedAvg(Strategy):
         fit_config_fn: Optional ``rnd -> Config`` merged over ``fit_config`` each round.
         evaluate_fn: Optional central evaluation on server-held data.
     """
+    local_trainer = "epochs"  # the client half of the algorithm: a name in fedloom.core.trainer.TRAINERS
 
     def __init__(
         self,

@@ -50,6 +50,7 @@ class Scaffold(FedAvg):
         server_lr: Global step size ``eta_g`` applied to the aggregated model update.
         **kwargs: :class:`FedAvg` arguments (sampling, aggregator, configs, evaluation).
     """
+    local_trainer = "scaffold"  # the client half of the algorithm: a name in fedloom.core.trainer.TRAINERS
 
     def __init__(self, *, server_lr: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
