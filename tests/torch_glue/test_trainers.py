@@ -380,7 +380,7 @@ def test_a_user_trainer_runs_in_torch_client() -> None:
         for p in ref.parameters():
             p -= 0.5 * p.grad
     _equal(res.parameters, module_parameters(ref))
-    assert res.metrics == {"train_loss": float(loss), "tasks": 1} and res.extras["echo"]["n"].tolist() == [1]
+    assert res.metrics == {"train_loss": float(loss.detach()), "tasks": 1} and res.extras["echo"]["n"].tolist() == [1]
     assert client.fit(W, {}).metrics["tasks"] == 2 and state["tasks"]["n"].tolist() == [2]
     assert "_FullBatchStep" in (why_not_vectorizable(client) or "")
 
