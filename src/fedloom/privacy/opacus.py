@@ -44,6 +44,7 @@ __all__ = ["DPSGD", "DPSGDTrainer", "train_dp_sgd"]
 log = logging.getLogger(__name__)
 
 _STEPS_KEY = "dp_sgd"
+_warned: set[str] = set()  # warnings given once per process (simulated clients are rebuilt every task)
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,12 @@ class DPSGDTrainer:
 
     def __init__(self, settings: DPSGD | None = None) -> None:
         self.settings = settings if settings is not None else DPSGD()
-        self._warned_mu = False
 
     def train(self, ctx: TrainContext, ins: FitIns) -> TrainOutcome:
         from fedloom.torch.trainers import task_generator, task_optimizer
 
-        if float(ins.config.get("proximal_mu", 0.0)) > 0 and not self._warned_mu:
-            self._warned_mu = True
+        if float(ins.config.get("proximal_mu", 0.0)) > 0 and "proximal_mu" not in _warned:
+            _warned.add("proximal_mu")
             log.warning("DP-SGD trains the data loss only: the task's proximal_mu (FedProx) is not applied")
         generator = task_generator(ins.config)
         optimizer = task_optimizer(ctx, ins.config)
