@@ -95,3 +95,54 @@ def test_attack_configuration_errors() -> None:
         MaliciousClient(_Fixed([0.0]), attack="alie")
     with pytest.raises(ConfigError, match="label_flip"):
         MaliciousClient(_Fixed([0.0]), attack="label_flip")
+
+
+def test_label_flip_works_under_local_dp() -> None:
+    """The attacker's TorchClient sits inside a LocalDPClient: its labels are still flipped (the attack
+    is set up on the TorchClient's trainer, found through the wrappers' ``inner``)."""
+    from fedloom.privacy.dp import LocalDPClient
+
+    torch.manual_seed(0)
+    x = torch.randn(12, 3)
+    y = torch.tensor([0, 1, 2] * 4)
+
+    def make(labels: torch.Tensor) -> LocalDPClient:
+        torch.manual_seed(1)
+        inner = TorchClient(model_fn=lambda: nn.Linear(3, 3), train_data=(x, labels), lr=0.5, batch_size=4)
+        return LocalDPClient(inner, clip=1e6, noise_multiplier=0.0)  # no noise, no clipping: the update as trained
+
+    w = make(y).get_parameters({})
+    attacked = MaliciousClient(make(y), attack="label_flip")
+    got = attacked.fit_task(FitIns(w, {"seed": 4, "local_epochs": 2}))
+    want = make(2 - y).fit_task(FitIns(w, {"seed": 4, "local_epochs": 2}))
+    honest = make(y).fit_task(FitIns(w, {"seed": 4, "local_epochs": 2}))
+    for name in want.parameters:
+        np.testing.assert_array_equal(got.parameters[name], want.parameters[name])
+    assert not np.allclose(got.parameters.flatten(), honest.parameters.flatten())
+    assert got.metrics["malicious"] == 1
+
+
+def test_label_flip_is_refused_where_it_cannot_work() -> None:
+    from fedloom.privacy.dp import LocalDPClient
+
+    x = torch.randn(8, 3)
+    regression = TorchClient(model_fn=lambda: nn.Linear(3, 1), train_data=(x, x[:, 0]), task="regression")
+    with pytest.raises(ConfigError, match="label_flip attack needs a classification task"):
+        MaliciousClient(regression, attack="label_flip")
+    with pytest.raises(ConfigError, match="needs a TorchClient.*found _Fixed inside LocalDPClient"):
+        MaliciousClient(LocalDPClient(_Fixed([0.0]), clip=1.0, noise_multiplier=0.0), attack="label_flip")
+
+
+def test_label_flip_set_up_twice_still_flips_once() -> None:
+    x, y = torch.randn(12, 3), torch.tensor([0, 1, 2] * 4)
+
+    def make(labels: torch.Tensor) -> TorchClient:
+        torch.manual_seed(1)
+        return TorchClient(model_fn=lambda: nn.Linear(3, 3), train_data=(x, labels), lr=0.5, batch_size=4)
+
+    client = make(y)
+    w = client.get_parameters({})
+    MaliciousClient(client, attack="label_flip")
+    got = MaliciousClient(client, attack="label_flip").fit_task(FitIns(w, {"seed": 1}))
+    want = make(2 - y).fit(w, {"seed": 1})
+    np.testing.assert_array_equal(got.parameters.flatten(), want.parameters.flatten())

@@ -154,7 +154,7 @@ def _client_class(cfg: RunConfig) -> type[TorchClient]:
     # SCAFFOLD needs the client side of its algorithm (control variates); every other strategy
     # trains with the plain TorchClient.
     if cfg.algorithm.strategy == "scaffold":
-        from fedloom.torch.scaffold import ScaffoldClient
+        from fedloom.torch.client import ScaffoldClient
 
         return ScaffoldClient
     return TorchClient

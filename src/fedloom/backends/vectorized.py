@@ -14,10 +14,13 @@ real rows leaves the client's parameters unchanged. Results match the inline bac
 tolerance (summation order differs).
 
 Clients it cannot vectorize run inline, one by one, after a warning that says why: clients that
-are not plain ``TorchClient`` (subclasses may change ``fit``), data given as a ``DataLoader``,
-BatchNorm in train mode (batch statistics and running buffers are per-client state of the
-forward pass), dropout (random numbers would differ from sequential training), optimizers other
-than plain SGD, and loss functions other than the built-in cross-entropy and MSE.
+are not plain ``TorchClient`` (subclasses may change ``fit``), tasks whose trainer (the client
+half of the algorithm, :mod:`fedloom.core.trainer`) is not plain SGD epochs (FedProx's proximal
+term, SCAFFOLD's correction, DP-SGD, an attack, a user trainer: ``trainer.vectorizable`` is
+false), data given as a ``DataLoader``, BatchNorm in train mode (batch statistics and running
+buffers are per-client state of the forward pass), dropout (random numbers would differ from
+sequential training), optimizers other than plain SGD, and loss functions other than the
+built-in cross-entropy and MSE.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from fedloom.core.client import Client, ClientFn
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.pool import PoolResult, payload_nbytes
 from fedloom.core.strategy import Failure
+from fedloom.core.trainer import describe_trainer
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
 from fedloom.torch import client as torch_client
 from fedloom.torch.client import TorchClient
@@ -52,14 +56,45 @@ class VectorizedFallbackWarning(UserWarning):
     """The vectorized backend runs some clients inline instead (the message says why)."""
 
 
-def why_not_vectorizable(client: Client) -> str | None:
-    """Why ``client`` cannot be trained in a vectorized cohort, or ``None`` if it can."""
+def why_not_vectorizable(client: Client, ins: FitIns | None = None) -> str | None:
+    """Why ``client`` cannot be trained in a vectorized cohort (for task ``ins``), or ``None`` if it can.
+
+    Without ``ins`` the trainer is judged as configured; a trainer that chooses per task (the
+    default ``auto``) is then judged by each task, in :meth:`VectorizedPool.fit`.
+    """
+    reason = _why_not_type(client)
+    if reason is not None or not isinstance(client, TorchClient):
+        return reason
+    return _why_not_trainer(client, ins) or _why_not_structure(client)
+
+
+def _why_not_type(client: Client) -> str | None:
     if type(client) is not TorchClient:
+        if isinstance(client, TorchClient):
+            return (f"client type {type(client).__name__} is not a plain TorchClient (a subclass may change fit; "
+                    "give a TorchClient a trainer= instead)")
         return f"client type {type(client).__name__} is not a plain TorchClient (its fit may differ)"
+    return None
+
+
+def _why_not_trainer(client: TorchClient, ins: FitIns | None) -> str | None:
+    """The trainer that runs the task must be plain SGD epochs (``trainer.vectorizable``)."""
+    trainer = client.trainer if ins is None else client.trainer_for(ins)
+    if ins is None and hasattr(trainer, "for_task"):
+        return None  # decided per task
+    if getattr(trainer, "vectorizable", False) is True:
+        return None
+    reason = f"the trainer {describe_trainer(trainer)} is not plain SGD epochs"
+    why = getattr(client.trainer, "why", None)
+    if ins is not None and trainer is not client.trainer and callable(why):
+        reason += f"; {type(client.trainer).__name__} chose it because {why(ins)}"
+    return reason
+
+
+def _why_not_structure(client: TorchClient) -> str | None:
+    """Data, layers, loss and optimizer: what one cohort forward/backward pass must support."""
     if not isinstance(client.train_data, TensorData):
         return "training data is a DataLoader, not in-memory tensors"
-    if getattr(client, "dp_sgd", None) is not None:
-        return "DP-SGD clips and noises per-example gradients through Opacus"
     for name, module in client.model.named_modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             return f"layer {name!r} is BatchNorm, which uses batch statistics and running buffers in train mode"
@@ -73,21 +108,6 @@ def why_not_vectorizable(client: Client) -> str | None:
         group.get(k) for k in ("momentum", "weight_decay", "nesterov", "maximize")
     ):
         return f"optimizer {type(probe).__name__} with {_describe(group)} is not plain SGD"
-    return None
-
-
-_TASK_KEYS = frozenset({"round", "seed", "local_epochs", "lr", "batch_size"})
-"""Task config keys the vectorized trainer implements; any other key may change what fit does."""
-
-
-def _why_not_task(ins: FitIns, client: TorchClient) -> str | None:
-    unknown = sorted(set(ins.config) - _TASK_KEYS)
-    if unknown:
-        return f"task config keys {unknown} are not implemented by the vectorized trainer"
-    if ins.extras:
-        return f"tasks carry side payloads {sorted(ins.extras)}"
-    if client.state:
-        return "clients carry per-client state (a stateful algorithm)"
     return None
 
 
@@ -139,11 +159,16 @@ class VectorizedPool:
         self.fallback_reason: str | None = None
         self._verdict: tuple[tuple, str | None] | None = None
 
-    def _why_not(self, client: Client) -> str | None:
-        """:func:`why_not_vectorizable`, remembered for the last kind of client seen (the check
-        builds a probe optimizer, too slow to repeat for thousands of identical clients)."""
-        if type(client) is not TorchClient:
-            return why_not_vectorizable(client)
+    def _why_not(self, client: Client, ins: FitIns) -> str | None:
+        """:func:`why_not_vectorizable` for this task; the structural checks are remembered for the
+        last kind of client seen (they build a probe optimizer, too slow to repeat for thousands of
+        identical clients). The trainer is checked for every task: it may choose per task."""
+        reason = _why_not_type(client)
+        if reason is not None or not isinstance(client, TorchClient):
+            return reason
+        reason = _why_not_trainer(client, ins)
+        if reason is not None:
+            return reason
         loss = client.loss_fn
         loss_key = (type(loss), getattr(loss, "reduction", None), getattr(loss, "label_smoothing", None),
                     getattr(loss, "weight", None) is None, loss if callable(loss) and not isinstance(loss, nn.Module)
@@ -153,7 +178,7 @@ class VectorizedPool:
             (seen_objects, seen_loss), reason = self._verdict
             if all(a is b for a, b in zip(objects, seen_objects, strict=True)) and loss_key == seen_loss:
                 return reason
-        reason = why_not_vectorizable(client)
+        reason = _why_not_structure(client)
         self._verdict = ((objects, loss_key), reason)
         return reason
 
@@ -179,7 +204,7 @@ class VectorizedPool:
             except Exception as exc:
                 out.failures.append(Failure(cid, f"{type(exc).__name__}: {exc}"))
                 continue
-            reason = self._why_not(client) or _why_not_task(ins, client)  # type: ignore[arg-type]
+            reason = self._why_not(client, ins)
             if reason is not None:
                 self._fall_back(reason)
                 slow.append((cid, ins))

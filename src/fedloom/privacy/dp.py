@@ -144,6 +144,11 @@ class CentralDP(Strategy):
     def __repr__(self) -> str:
         return f"CentralDP({self.inner!r}, z={self.noise_multiplier}, clip={self.clip}, adaptive={self.adaptive})"
 
+    @property
+    def local_trainer(self) -> str:
+        """The wrapped strategy's client half (central DP changes only the server side)."""
+        return str(getattr(self.inner, "local_trainer", "epochs"))
+
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
         state = self.inner.initialize(parameters, seed=seed)
         state.components[CENTRAL_DP] = CentralDPState(clip=float(self.clip), cohort=None)

@@ -4,11 +4,13 @@ Paper: Martín Abadi, Andy Chu, Ian Goodfellow, H. Brendan McMahan, Ilya Mironov
 Li Zhang, "Deep Learning with Differential Privacy", ACM CCS 2016, arXiv:1607.00133. Library:
 Opacus (Yousefpour et al., arXiv:2109.12298).
 
-Pass ``dp_sgd=DPSGD(...)`` to :class:`~fedloom.TorchClient`: each local epoch then runs Opacus'
-``PrivacyEngine.make_private`` (per-sample gradient clipping to ``max_grad_norm``, Gaussian noise,
-Poisson-sampled batches). This protects each training example of a client against anyone who sees
-its update (the server included), but not the client's participation as a whole. The client counts
-its DP-SGD steps across rounds in its state and reports its cumulative ``dp_sgd_epsilon``.
+Pass ``dp_sgd=DPSGD(...)`` (or ``trainer=DPSGDTrainer(DPSGD(...))``) to :class:`~fedloom.TorchClient`:
+its local training then runs through Opacus' ``PrivacyEngine.make_private`` (per-sample gradient
+clipping to ``max_grad_norm``, Gaussian noise, Poisson-sampled batches). This protects each
+training example of a client against anyone who sees its update (the server included), but not
+the client's participation as a whole. The client counts its DP-SGD steps across rounds in its
+state and reports its cumulative ``dp_sgd_epsilon``. Opacus and the accountant (dp_accounting)
+are imported only when a client trains.
 
 Example:
     >>> import torch
@@ -24,26 +26,25 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import Config
+from fedloom.core.trainer import TRAINERS, TrainContext, TrainOutcome
+from fedloom.core.types import FitIns, Metrics
 from fedloom.errors import ConfigError
-from fedloom.privacy.accountant import epsilon
-from fedloom.torch.training import TensorData
 
 if TYPE_CHECKING:
-    from fedloom.torch.client import TorchClient
+    import torch
 
-__all__ = ["DPSGD", "train_dp_sgd"]
+__all__ = ["DPSGD", "DPSGDTrainer", "train_dp_sgd"]
+
+log = logging.getLogger(__name__)
 
 _STEPS_KEY = "dp_sgd"
+_warned: set[str] = set()  # warnings given once per process (simulated clients are rebuilt every task)
 
 
 @dataclass(frozen=True)
@@ -65,37 +66,73 @@ class DPSGD:
             raise ConfigError("DP-SGD needs noise_multiplier >= 0 and max_grad_norm > 0")
 
 
-def train_dp_sgd(client: TorchClient, optimizer: torch.optim.Optimizer, config: Config,
-                 generator: torch.Generator) -> tuple[float, dict[str, float]]:
-    """Train ``client.model`` with Opacus DP-SGD per ``config``; returns last-epoch loss and metrics."""
-    from opacus import PrivacyEngine
+@TRAINERS.register("dp_sgd")
+class DPSGDTrainer:
+    """Sample-level DP-SGD through Opacus: per-example gradient clipping and Gaussian noise.
 
-    settings = client.dp_sgd
-    assert settings is not None
-    data = client.train_data
+    Counts its steps across tasks in the client's state (``state["dp_sgd"]``) and reports the
+    cumulative per-client ``dp_sgd_epsilon``. It trains the data loss only: a task's
+    ``proximal_mu`` (FedProx) is not applied under DP-SGD.
+
+    Args:
+        settings: Noise multiplier, clip norm and delta (:class:`DPSGD`).
+    """
+
+    vectorizable: bool = False
+
+    def __init__(self, settings: DPSGD | None = None) -> None:
+        self.settings = settings if settings is not None else DPSGD()
+
+    def train(self, ctx: TrainContext, ins: FitIns) -> TrainOutcome:
+        from fedloom.torch.trainers import task_generator, task_optimizer
+
+        if float(ins.config.get("proximal_mu", 0.0)) > 0 and "proximal_mu" not in _warned:
+            _warned.add("proximal_mu")
+            log.warning("DP-SGD trains the data loss only: the task's proximal_mu (FedProx) is not applied")
+        generator = task_generator(ins.config)
+        optimizer = task_optimizer(ctx, ins.config)
+        loss, metrics = train_dp_sgd(ctx, self.settings, optimizer, ins, generator)
+        return TrainOutcome(loss, metrics)
+
+    def __repr__(self) -> str:
+        return f"DPSGDTrainer({self.settings!r})"
+
+
+def train_dp_sgd(ctx: TrainContext, settings: DPSGD, optimizer: torch.optim.Optimizer, ins: FitIns,
+                 generator: torch.Generator) -> tuple[float, Metrics]:
+    """Train ``ctx.model`` with Opacus DP-SGD per the task; returns last-epoch loss and metrics."""
+    import numpy as np
+    from opacus import PrivacyEngine
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from fedloom.privacy.accountant import epsilon
+    from fedloom.torch.training import TensorData
+
+    config = ins.config
+    data = ctx.train_data
     if not isinstance(data, TensorData):
         raise ConfigError("DP-SGD with fedloom needs in-memory (x, y) training data, not a DataLoader")
-    batch_size = int(config.get("batch_size", client.batch_size))
+    batch_size = ctx.batch_size_for(config)
     loader = DataLoader(TensorDataset(data.x, data.y), batch_size=batch_size, generator=generator)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Opacus warns about secure_mode; docs/privacy.md states the caveat
         engine = PrivacyEngine(accountant="rdp")
         model, dp_opt, dp_loader = engine.make_private(
-            module=client.model, optimizer=optimizer, data_loader=loader,
+            module=ctx.model, optimizer=optimizer, data_loader=loader,
             noise_multiplier=settings.noise_multiplier, max_grad_norm=settings.max_grad_norm,
             noise_generator=generator,
         )
     steps, last = 0, 0.0
     try:
         model.train()
-        for _ in range(int(config.get("local_epochs", client.local_epochs))):
+        for _ in range(ctx.epochs_for(config)):
             total, count = 0.0, 0
             for xb, yb in dp_loader:
                 if len(xb) == 0:
                     continue
-                xb, yb = xb.to(client.device), yb.to(client.device)
+                xb, yb = xb.to(ctx.device), yb.to(ctx.device)
                 dp_opt.zero_grad(set_to_none=True)
-                loss = client.loss_fn(model(xb), yb)
+                loss = ctx.loss_fn(model(xb), yb)
                 with warnings.catch_warnings():  # Opacus' hooks warn when inputs need no gradient
                     warnings.simplefilter("ignore", UserWarning)
                     loss.backward()
@@ -107,9 +144,9 @@ def train_dp_sgd(client: TorchClient, optimizer: torch.optim.Optimizer, config: 
     finally:
         model._close()  # remove Opacus hooks: the wrapped module is the client's own model
     sample_rate = min(1.0, batch_size / len(data))
-    entry = client.state.get(_STEPS_KEY)
+    entry = ctx.state.get(_STEPS_KEY)
     done = int(entry["steps"][0]) + steps if entry is not None else steps
-    client.state[_STEPS_KEY] = Parameters({"steps": np.array([done], np.int64)})
+    ctx.state[_STEPS_KEY] = Parameters({"steps": np.array([done], np.int64)})
     eps = epsilon(noise_multiplier=settings.noise_multiplier, sampling_rate=sample_rate, steps=done,
                   delta=settings.delta) if settings.noise_multiplier > 0 else float("inf")
     return last, {"dp_sgd_epsilon": eps}

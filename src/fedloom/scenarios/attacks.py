@@ -6,7 +6,9 @@ would send. Update = client parameters minus the global parameters it received.
 * ``sign_flip``: send ``-scale * u`` where ``u`` is the honest update (scaled sign flipping).
 * ``gaussian``: send pure noise ``N(0, scale^2)`` per coordinate.
 * ``label_flip``: train honestly on flipped labels ``y -> C - 1 - y`` (a data-poisoning attack;
-  needs a :class:`~fedloom.torch.TorchClient` for a classification task).
+  needs a :class:`~fedloom.torch.TorchClient` for a classification task, possibly inside other
+  wrappers such as local DP). It is a trainer, :class:`LabelFlipTrainer`, wrapped around the
+  TorchClient's own trainer when the :class:`MaliciousClient` is built.
 * ``alie``: "A Little Is Enough" (Gilad Baruch, Moran Baruch, Yoav Goldberg, "A Little Is Enough:
   Circumventing Defenses For Distributed Learning", NeurIPS 2019, arXiv:1902.06156). The attackers
   collude: they compute the per-coordinate mean ``mu`` and standard deviation ``sigma`` of their
@@ -31,12 +33,13 @@ import torch
 
 from fedloom.core.client import Client
 from fedloom.core.parameters import Parameters
+from fedloom.core.trainer import TRAINERS, LocalTrainer, TrainContext, TrainOutcome
 from fedloom.core.types import ClientId, FitIns, FitRes
 from fedloom.errors import ConfigError
 from fedloom.scenarios.base import ClientWrapper
 from fedloom.scenarios.registry import ATTACKS
 
-__all__ = ["ATTACKS", "AlieCollusion", "MaliciousClient", "alie_z", "choose_attackers"]
+__all__ = ["ATTACKS", "AlieCollusion", "LabelFlipTrainer", "MaliciousClient", "alie_z", "choose_attackers"]
 
 
 
@@ -103,8 +106,74 @@ class AlieCollusion:
         return self._value
 
 
+@TRAINERS.register("label_flip")
+class LabelFlipTrainer:
+    """The label-flip attack: train with another trainer on flipped labels y -> C-1-y.
+
+    ``C`` is the model's output width (classes). The inner trainer (default: TorchClient's
+    ``auto`` trainer) runs unchanged on a context whose loss flips the targets, so the attack
+    composes with FedProx, SCAFFOLD and DP-SGD trainers. Classification only.
+
+    Args:
+        inner: The honest trainer whose training is poisoned.
+    """
+
+    vectorizable: bool = False
+
+    def __init__(self, inner: LocalTrainer | None = None) -> None:
+        if inner is None:
+            from fedloom.torch.auto import AutoTrainer
+
+            inner = AutoTrainer()
+        self.inner = inner
+
+    def train(self, ctx: TrainContext, ins: FitIns) -> TrainOutcome:
+        if ctx.task != "classification":
+            raise ConfigError(f"the label_flip attack needs a classification task, not {ctx.task!r}")
+        honest_loss = ctx.loss_fn
+
+        def flipped(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return honest_loss(output, output.shape[1] - 1 - target)
+
+        return self.inner.train(dataclasses.replace(ctx, loss_fn=flipped), ins)
+
+    def __repr__(self) -> str:
+        return f"LabelFlipTrainer({self.inner!r})"
+
+
+def innermost_client(client: Client) -> Client:
+    """The client at the bottom of a chain of wrappers (each with a public ``inner`` client)."""
+    seen = {id(client)}
+    while isinstance(getattr(client, "inner", None), Client):
+        client = client.inner  # type: ignore[attr-defined]
+        if id(client) in seen:
+            break
+        seen.add(id(client))
+    return client
+
+
+def _poison_labels(client: Client) -> None:
+    """Make the TorchClient inside ``client`` train on flipped labels (:class:`LabelFlipTrainer`)."""
+    from fedloom.torch.client import TorchClient
+
+    target = innermost_client(client)
+    if not isinstance(target, TorchClient):
+        found = type(target).__name__ if target is client else f"{type(target).__name__} inside {type(client).__name__}"
+        raise ConfigError(f"the label_flip attack needs a TorchClient (its labels are flipped in local training), "
+                          f"found {found}")
+    if target.task != "classification":
+        raise ConfigError(f"the label_flip attack needs a classification task; the TorchClient's task is "
+                          f"{target.task!r}")
+    if not isinstance(target.trainer, LabelFlipTrainer):  # one wrapper flips; a second would flip back
+        target.trainer = LabelFlipTrainer(target.trainer)
+
+
 class MaliciousClient(ClientWrapper):
     """Replace ``inner``'s update according to ``attack`` (one of :data:`ATTACKS`).
+
+    ``label_flip`` is set up once, here: the :class:`~fedloom.torch.TorchClient` at the bottom of
+    ``inner``'s wrappers (followed through their ``inner``) gets its trainer wrapped in a
+    :class:`LabelFlipTrainer`, so the attacker's data is poisoned whatever wraps the client.
 
     Args:
         inner: The honest client.
@@ -121,16 +190,17 @@ class MaliciousClient(ClientWrapper):
             raise ConfigError(f"unknown attack {attack!r}; choose one of {ATTACKS.names()[1:]}")
         if attack == "alie" and collusion is None:
             raise ConfigError("the alie attack needs an AlieCollusion shared by the attackers")
-        if attack == "label_flip" and getattr(inner, "task", None) != "classification":
-            raise ConfigError("the label_flip attack needs a TorchClient on a classification task")
+        if attack == "label_flip":
+            _poison_labels(inner)
         self.attack = attack
         self.scale = scale
         self.collusion = collusion
 
     def fit_task(self, ins: FitIns) -> FitRes:
-        if self.attack == "label_flip":
-            return self._label_flip(ins)
         res = self.inner.fit_task(ins)
+        if self.attack == "label_flip":  # the inner TorchClient trained on flipped labels
+            res.metrics["malicious"] = 1
+            return res
         global_vec = ins.parameters.flatten()
         if self.attack == "sign_flip":
             update = -self.scale * (res.parameters.flatten() - global_vec)
@@ -141,20 +211,5 @@ class MaliciousClient(ClientWrapper):
             assert self.collusion is not None
             update = self.collusion.malicious_update(ins)
         res = _replace_update(res, ins.parameters, update)
-        res.metrics["malicious"] = 1
-        return res
-
-    def _label_flip(self, ins: FitIns) -> FitRes:
-        inner = self.inner
-        honest_loss = inner.loss_fn  # type: ignore[attr-defined]
-
-        def flipped(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return honest_loss(output, output.shape[1] - 1 - target)
-
-        inner.loss_fn = flipped  # type: ignore[attr-defined]
-        try:
-            res = inner.fit_task(ins)
-        finally:
-            inner.loss_fn = honest_loss  # type: ignore[attr-defined]
         res.metrics["malicious"] = 1
         return res

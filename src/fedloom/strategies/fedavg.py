@@ -72,6 +72,7 @@ class FedAvg(Strategy):
             :class:`~fedloom.privacy.CentralDP` read it too).
         server_opt: The server optimizer (:class:`~fedloom.core.server_opt.ServerOpt`).
     """
+    local_trainer = "epochs"  # the client half of the algorithm: a name in fedloom.core.trainer.TRAINERS
 
     def __init__(
         self,

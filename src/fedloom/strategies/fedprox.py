@@ -4,8 +4,9 @@ Paper: Tian Li, Anit Kumar Sahu, Manzil Zaheer, Maziar Sanjabi, Ameet Talwalkar,
 "Federated Optimization in Heterogeneous Networks", MLSys 2020, arXiv:1812.06127.
 
 Each client minimises ``F_k(w) + mu/2 ||w - w_global||^2`` (the server sends ``proximal_mu`` in
-the fit config; :class:`~fedloom.torch.TorchClient` adds the term), which keeps local models near
-the global one on heterogeneous data. FedProx also tolerates *partial work*: a device that
+the fit config; the client half is :class:`~fedloom.torch.trainers.ProximalTrainer`, which every
+:class:`~fedloom.torch.TorchClient` runs by default when a task asks for it), which keeps local
+models near the global one on heterogeneous data. FedProx also tolerates *partial work*: a device that
 completes fewer local epochs than asked still contributes. The strategy announces this with
 ``accept_partial_work=True`` in the fit config; a straggling client (see
 :mod:`fedloom.scenarios.stragglers`) then returns what it managed, whereas under FedAvg, which
@@ -43,6 +44,7 @@ class FedProx(FedAvg):
             stragglers' partial work, which the paper calls "FedProx with mu = 0").
         **kwargs: :class:`FedAvg` arguments.
     """
+    local_trainer = "fedprox"  # the client half of the algorithm: a name in fedloom.core.trainer.TRAINERS
 
     def __init__(self, *, proximal_mu: float = 0.01, **kwargs: Any) -> None:
         super().__init__(**kwargs)

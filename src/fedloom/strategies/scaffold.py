@@ -73,6 +73,7 @@ class Scaffold(FedAvg):
         **kwargs: :class:`FedAvg` arguments (sampling, aggregator, configs, evaluation), except
             ``server_opt`` (the server step is ``sgd(server_lr)``).
     """
+    local_trainer = "scaffold"  # the client half of the algorithm: a name in fedloom.core.trainer.TRAINERS
 
     def __init__(self, *, server_lr: float = 1.0, **kwargs: Any) -> None:
         if kwargs.pop("server_opt", None) is not None:

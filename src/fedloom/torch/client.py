@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,14 +22,18 @@ from torch.utils.data import DataLoader
 from fedloom.core.client import Client
 from fedloom.core.client_state import ClientState
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import Config, EvaluateRes, FitRes
+from fedloom.core.trainer import LocalTrainer, TrainContext, TrainOutcome, trainer_for_task
+from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
+from fedloom.errors import ConfigError
+from fedloom.torch.auto import AutoTrainer
 from fedloom.torch.params import load_parameters, module_parameters
-from fedloom.torch.training import TensorData, as_tensor_data, evaluate_model, num_examples, train_epochs
+from fedloom.torch.scaffold import ScaffoldTrainer
+from fedloom.torch.training import TensorData, as_tensor_data, evaluate_model, num_examples
 
 if TYPE_CHECKING:
     from fedloom.privacy.opacus import DPSGD
 
-__all__ = ["TorchClient", "OptimizerFn", "make_evaluate_fn", "default_loss"]
+__all__ = ["TorchClient", "ScaffoldClient", "OptimizerFn", "make_evaluate_fn", "default_loss"]
 
 OptimizerFn = Callable[[list[nn.Parameter], float], torch.optim.Optimizer]
 """Builds an optimizer from the model's parameters and a learning rate."""
@@ -43,7 +47,10 @@ class TorchClient(Client):
     """Train and evaluate a PyTorch model on local data, no training loop to write.
 
     The server may override ``local_epochs``, ``lr`` and ``batch_size`` per round through the
-    task config. Override :meth:`fit` (calling :meth:`train` if useful) for anything else.
+    task config. What local training does is the client's ``trainer``
+    (:class:`~fedloom.core.trainer.LocalTrainer`): give one for anything else than the default.
+    For every task the client loads the global parameters into its model, runs the trainer, and
+    returns the model's parameters with ``train_loss``, the trainer's metrics and its extras.
 
     Args:
         model_fn: Builds a fresh model (the same architecture on every client and the server).
@@ -59,7 +66,12 @@ class TorchClient(Client):
         state: Per-client state that persists across rounds (control variates, residuals). In
             simulation the factory passes the client's entry of a ``ClientStateStore``; a deployed
             client keeps its own dict.
-        dp_sgd: Sample-level DP-SGD through Opacus (:class:`fedloom.privacy.opacus.DPSGD`).
+        dp_sgd: Sample-level DP-SGD through Opacus (:class:`fedloom.privacy.opacus.DPSGD`); the
+            same as ``trainer=DPSGDTrainer(dp_sgd)``.
+        trainer: The client half of the algorithm (:data:`fedloom.core.trainer.TRAINERS`). The
+            default, :class:`~fedloom.torch.trainers.AutoTrainer`, runs plain epochs, FedProx's
+            proximal term when the task config has ``proximal_mu > 0``, and SCAFFOLD's correction
+            when the task carries ``extras["scaffold_c"]``.
     """
 
     def __init__(
@@ -77,9 +89,15 @@ class TorchClient(Client):
         device: str | torch.device = "cpu",
         state: ClientState | None = None,
         dp_sgd: DPSGD | None = None,
+        trainer: LocalTrainer | None = None,
     ) -> None:
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+        if trainer is not None and dp_sgd is not None:
+            raise ConfigError("give TorchClient either dp_sgd= or trainer= (e.g. trainer=DPSGDTrainer(settings)), "
+                              "not both")
+        if trainer is not None and not callable(getattr(trainer, "train", None)):
+            raise ConfigError(f"trainer {trainer!r} has no train(ctx, ins) method (see fedloom.core.trainer)")
         self.model_fn = model_fn
         self.train_data: TensorData | DataLoader = as_tensor_data(train_data)
         self.test_data = as_tensor_data(test_data) if test_data is not None else None
@@ -92,8 +110,11 @@ class TorchClient(Client):
         self.device = torch.device(device)
         self.state: ClientState = state if state is not None else {}
         self._model: nn.Module | None = None
-        self.dp_sgd = dp_sgd
-        self._train_metrics: dict[str, float] = {}
+        if dp_sgd is not None:  # privacy: sample-level DP-SGD through Opacus
+            from fedloom.privacy.opacus import DPSGDTrainer
+
+            trainer = DPSGDTrainer(dp_sgd)
+        self.trainer: LocalTrainer = trainer if trainer is not None else AutoTrainer()
 
     @property
     def model(self) -> nn.Module:
@@ -109,43 +130,42 @@ class TorchClient(Client):
     def get_parameters(self, config: Config) -> Parameters:
         return module_parameters(self.model)
 
-    def train(
-        self,
-        parameters: Parameters,
-        config: Config,
-        extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
-    ) -> float:
-        """Load ``parameters`` and train per ``config``; returns the last epoch's mean loss."""
-        model = self.model
-        load_parameters(model, parameters)
-        generator = torch.Generator().manual_seed(int(config.get("seed", 0)))
-        lr = float(config.get("lr", self.lr))
-        optimizer = self.optimizer_fn([p for p in model.parameters() if p.requires_grad], lr)
-        # FedProx (Li et al., MLSys 2020): the server asks for mu/2 ||w - w_global||^2.
-        mu = float(config.get("proximal_mu", 0.0))
-        if mu > 0:
-            extra_loss = _with_proximal_term(model, mu, extra_loss)
-        if self.dp_sgd is not None:  # privacy: sample-level DP-SGD through Opacus
-            from fedloom.privacy.opacus import train_dp_sgd
+    def trainer_for(self, ins: FitIns) -> LocalTrainer:
+        """The trainer that runs ``ins`` (the ``auto`` default chooses per task)."""
+        return trainer_for_task(self.trainer, ins)
 
-            loss, self._train_metrics = train_dp_sgd(self, optimizer, config, generator)
-            return loss
-        return train_epochs(
-            model,
-            self.train_data,
+    def context(self) -> TrainContext:
+        """This client's pieces, as its trainer sees them."""
+        return TrainContext(
+            model=self.model,
+            train_data=self.train_data,
             loss_fn=self.loss_fn,
-            optimizer=optimizer,
-            epochs=int(config.get("local_epochs", self.local_epochs)),
-            batch_size=int(config.get("batch_size", self.batch_size)),
-            generator=generator,
-            extra_loss=extra_loss,
+            optimizer_fn=self.optimizer_fn,
             device=self.device,
+            local_epochs=self.local_epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            task=self.task,
+            state=self.state,
         )
 
+    def train_task(self, ins: FitIns) -> TrainOutcome:
+        """Load the task's parameters into the model and run the trainer on it."""
+        model = self.model
+        load_parameters(model, ins.parameters)
+        return self.trainer.train(self.context(), ins)
+
+    def train(self, parameters: Parameters, config: Config) -> float:
+        """Load ``parameters`` and train per ``config``; returns the last epoch's mean loss."""
+        return self.train_task(FitIns(parameters, config)).loss
+
     def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        loss = self.train(parameters, config)
+        return self.fit_task(FitIns(parameters, config))
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        outcome = self.train_task(ins)
         return FitRes(module_parameters(self.model), num_examples(self.train_data),
-                      {"train_loss": loss, **self._train_metrics})
+                      {"train_loss": outcome.loss, **outcome.metrics}, dict(outcome.extras))
 
     def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
         data = self.test_data if self.test_data is not None else self.train_data
@@ -154,19 +174,6 @@ class TorchClient(Client):
             self.model, data, loss_fn=self.loss_fn, task=self.task, device=self.device
         )
         return EvaluateRes(loss, n, dict(metrics))
-
-
-def _with_proximal_term(
-    model: nn.Module, mu: float, extra_loss: Callable[[nn.Module], torch.Tensor] | None
-) -> Callable[[nn.Module], torch.Tensor]:
-    """``extra_loss`` plus FedProx's proximal term around the parameters the model holds now."""
-    anchors = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
-
-    def loss(m: nn.Module) -> torch.Tensor:
-        prox = 0.5 * mu * torch.stack([((p - a) ** 2).sum() for p, a in anchors]).sum()
-        return prox if extra_loss is None else prox + extra_loss(m)
-
-    return loss
 
 
 def _mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -202,3 +209,22 @@ def make_evaluate_fn(
         return EvaluateRes(value, n, dict(metrics))
 
     return evaluate
+
+
+class ScaffoldClient(TorchClient):
+    """A :class:`TorchClient` that always runs :class:`ScaffoldTrainer` (same constructor).
+
+    Kept for existing code: ``TorchClient(..., trainer=ScaffoldTrainer())`` is the same client.
+    DP-SGD cannot be combined with it: Opacus trains on clipped, noised per-example gradients of
+    the data loss only, so SCAFFOLD's correction would be dropped.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("dp_sgd") is not None:
+            raise ConfigError(
+                "SCAFFOLD cannot run with DP-SGD: Opacus trains on clipped, noised per-example gradients of "
+                "the data loss, which drops SCAFFOLD's control-variate correction"
+            )
+        if kwargs.get("trainer") is None:
+            kwargs["trainer"] = ScaffoldTrainer()
+        super().__init__(**kwargs)
