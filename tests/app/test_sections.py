@@ -57,6 +57,7 @@ def test_every_rule_fires_at_validation_with_its_own_message() -> None:
         "he-central-dp": RunConfig(he=True, dp="central", noise_multiplier=1.0, fraction_evaluate=0.5),
         "server-opt-preset": RunConfig(strategy="fedadam", server_opt="adam"),
         "dp-needs-noise": RunConfig(dp="local"),
+        "dp-sgd-scaffold": RunConfig(dp_sgd=True, strategy="scaffold"),
     }
     for name, cfg in cases.items():
         assert [r.name for r in broken(cfg)] == [name]

@@ -20,7 +20,6 @@ from fedloom.strategies import (
     Scaffold,
     TrimmedMean,
 )
-from fedloom.torch import ScaffoldClient
 
 
 def _build(**kw):  # noqa: ANN003, ANN202
@@ -57,9 +56,12 @@ def test_aggregator_composes_with_any_strategy() -> None:
     assert type(s) is FedAvg and isinstance(s.aggregator, Bulyan)
 
 
-def test_scaffold_gets_scaffold_clients() -> None:
-    sim = _build(strategy="scaffold")
-    assert isinstance(sim.client_fn("0"), ScaffoldClient)
+@pytest.mark.parametrize(("strategy", "trainer"), [("scaffold", "ScaffoldTrainer"), ("fedprox", "ProximalTrainer"),
+                                                   ("fedavg", "EpochTrainer"), ("fedadam", "EpochTrainer")])
+def test_each_strategy_gets_its_client_half(strategy: str, trainer: str) -> None:
+    """Clients of a configured run train with the strategy's declared local trainer."""
+    sim = _build(strategy=strategy)
+    assert type(sim.client_fn("0").trainer).__name__ == trainer
 
 
 @pytest.mark.parametrize(

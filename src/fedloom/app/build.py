@@ -32,6 +32,7 @@ from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters
 from fedloom.core.pool import ClientPool
 from fedloom.core.strategy import Strategy
+from fedloom.core.trainer import TRAINERS, LocalTrainer
 from fedloom.core.types import ClientId
 from fedloom.data import Dataset, load_dataset, partition
 from fedloom.engine import FederatedLoop, RoundCodec, RoundObserver, RunResult
@@ -127,13 +128,22 @@ def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
     shared_model = ModelCache(sim.model)  # clients of one thread run one at a time: one module each
     shared_loss = torch.nn.CrossEntropyLoss() if ds.task == "classification" else None  # stateless: share it
     dp_sgd = privacy.dp_sgd_settings(cfg)
-    client_cls = _client_class(cfg)
     train = cfg.training
+    trainers: dict[str, LocalTrainer] = {}
+
+    def trainer() -> LocalTrainer | None:
+        """The strategy's client half (its ``local_trainer``), or DP-SGD's (which replaces plain epochs)."""
+        if dp_sgd is not None:
+            return None  # TorchClient(dp_sgd=...) trains with DPSGDTrainer
+        name = sim.strategy.local_trainer  # read when a client is built: the strategy exists by then
+        if name not in trainers:
+            trainers[name] = TRAINERS.get(name)()
+        return trainers[name]
 
     def client_fn(cid: ClientId) -> Client:
         split = splits[int(cid)]
         test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
-        return client_cls(
+        return TorchClient(
             model_fn=shared_model,
             train_data=TensorData(x_pool[split.train], y_pool[split.train]),
             test_data=test,
@@ -145,19 +155,10 @@ def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
             state=sim.client_states.get(cid),
             dp_sgd=dp_sgd,
             loss_fn=shared_loss,
+            trainer=trainer(),
         )
 
     return client_fn
-
-
-def _client_class(cfg: RunConfig) -> type[TorchClient]:
-    # SCAFFOLD needs the client side of its algorithm (control variates); every other strategy
-    # trains with the plain TorchClient.
-    if cfg.algorithm.strategy == "scaffold":
-        from fedloom.torch.client import ScaffoldClient
-
-        return ScaffoldClient
-    return TorchClient
 
 
 def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1) -> Simulation:

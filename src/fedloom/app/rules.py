@@ -110,6 +110,10 @@ RULES: list[Rule] = [
     Rule("he-server-opt",
          lambda c: c.encryption.he and bool(c.algorithm.server_opt),
          lambda c: "--he cannot use a server optimizer: the server holds only the encrypted sum, never the update"),
+    Rule("dp-sgd-scaffold",
+         lambda c: c.privacy.dp_sgd and c.algorithm.strategy == "scaffold",
+         lambda c: ("--dp-sgd cannot run with --strategy scaffold: Opacus trains on clipped, noised per-example "
+                    "gradients of the data loss, which drops SCAFFOLD's control-variate correction")),
     Rule("he-strategy",
          lambda c: c.encryption.he and c.algorithm.strategy != "fedavg",
          lambda c: (f"--he works with --strategy fedavg only, got {c.algorithm.strategy!r}: the server can only add "

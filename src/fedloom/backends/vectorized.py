@@ -223,8 +223,8 @@ class VectorizedPool:
             results.update(inline.results)
             out.failures.extend(inline.failures)
         for cid, ins in tasks:  # results in task order, whichever path ran them
+            out.stats.bytes_down += payload_nbytes(ins)  # sent to every client, as the inline pool counts it
             if cid in results:
-                out.stats.bytes_down += payload_nbytes(ins)
                 out.stats.bytes_up += payload_nbytes(results[cid])
                 out.results.append((cid, results[cid]))
         return out

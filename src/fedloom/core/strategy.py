@@ -90,7 +90,14 @@ def weighted_mean_metrics(pairs: Sequence[tuple[int, Metrics]]) -> dict[str, flo
 
 
 class Strategy(ABC):
-    """Decides who trains with what, and how results combine into the next global model."""
+    """Decides who trains with what, and how results combine into the next global model.
+
+    ``local_trainer`` names the client half of the algorithm (a :data:`fedloom.core.trainer.TRAINERS`
+    entry) that configured simulations give their clients; ``"auto"`` lets each client follow what
+    the task asks for.
+    """
+
+    local_trainer: str = "auto"
 
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
         """Create the state for round 0 from initial parameters."""
