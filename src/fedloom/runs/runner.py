@@ -10,7 +10,8 @@ from typing import Any
 from fedloom.app.build import run_simulation
 from fedloom.app.config import RunConfig
 from fedloom.app.privacy import privacy_summary
-from fedloom.runs.plots import write_html_report, write_plots
+from fedloom.runs.plot_worker import PlotWorker
+from fedloom.runs.plots import write_html_report
 from fedloom.runs.progress import ProgressBar
 from fedloom.runs.store import RunStore, new_run_dir
 
@@ -35,15 +36,20 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
 
         initial = load_checkpoint(store.checkpoint_path)[0].round
     bar = ProgressBar(cfg.federation.rounds, initial=initial, enabled=cfg.run.progress)
+    plotter = PlotWorker(out)  # imports matplotlib in another process while this one trains
     try:
         result = run_simulation(
             cfg, observers=[store, bar], checkpoint_path=store.checkpoint_path, resume=cfg.run.resume
         )
+    except BaseException:
+        plotter.cancel()
+        raise
     finally:
         bar.close()
     wall = time.perf_counter() - start
     summary = store.write_summary(result, cfg.to_dict(), wall, extra=privacy_summary(cfg, result))
+    plotter.send(summary["history"])  # the worker draws while the model is written
     store.write_model(result.parameters)
-    plots = write_plots(summary["history"], out)
+    plots = plotter.finish()
     write_html_report(summary, plots, out)
     return summary, out
