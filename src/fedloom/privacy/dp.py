@@ -140,14 +140,10 @@ class CentralDP(Strategy):
         self.target_quantile = target_quantile
         self.clip_lr = clip_lr
         self.count_stddev = count_stddev
+        self.local_trainer = inner.local_trainer  # central DP changes only the server side
 
     def __repr__(self) -> str:
         return f"CentralDP({self.inner!r}, z={self.noise_multiplier}, clip={self.clip}, adaptive={self.adaptive})"
-
-    @property
-    def local_trainer(self) -> str:
-        """The wrapped strategy's client half (central DP changes only the server side)."""
-        return str(getattr(self.inner, "local_trainer", "epochs"))
 
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
         state = self.inner.initialize(parameters, seed=seed)
