@@ -140,7 +140,7 @@ class CentralDP(Strategy):
         self.target_quantile = target_quantile
         self.clip_lr = clip_lr
         self.count_stddev = count_stddev
-        self.local_trainer = inner.local_trainer  # central DP changes only the server side
+        self.local_trainer = self.inner.local_trainer  # central DP changes only the server side
 
     def __repr__(self) -> str:
         return f"CentralDP({self.inner!r}, z={self.noise_multiplier}, clip={self.clip}, adaptive={self.adaptive})"
