@@ -145,6 +145,11 @@ class CentralDP(Strategy):
     def __repr__(self) -> str:
         return f"CentralDP({self.inner!r}, z={self.noise_multiplier}, clip={self.clip}, adaptive={self.adaptive})"
 
+    @property
+    def min_fit_results(self) -> int:
+        """Valid results a round needs: the wrapped strategy's (set through its constructor)."""
+        return self.inner.min_fit_results
+
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
         state = self.inner.initialize(parameters, seed=seed)
         state.components[CENTRAL_DP] = CentralDPState(clip=float(self.clip), cohort=None)
