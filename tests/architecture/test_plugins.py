@@ -147,3 +147,21 @@ def test_registry_discovers_entry_points_and_reports_a_broken_one(tmp_path: Path
     assert gadgets.get("ok") is json.dumps
     with pytest.raises(ConfigError, match="plugin 'no_such_mod_q'.*failed to load"):
         Registry("sprocket").names()
+
+
+def test_lazy_entries_are_listed_without_importing_and_loaded_on_first_use(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "heavy_toy_mod.py").write_text("import json\nLOADED = True\ndef factory():\n    return 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg: Registry[object] = Registry("thing")
+    reg.register_lazy("heavy", "heavy_toy_mod:factory", help="A heavy one.")
+    assert reg.names() == ["heavy"] and "heavy_toy_mod" not in sys.modules
+    assert reg.entry("heavy").help == "A heavy one."
+    assert reg.get("heavy")() == 42 and "heavy_toy_mod" in sys.modules
+    with pytest.raises(ConfigError, match="must be 'module:attribute'"):
+        reg.register_lazy("bad", "no_colon")
+
+
+def test_listing_backends_does_not_import_torch() -> None:
+    code = "import sys\nfrom fedloom.backends import BACKENDS\nprint(BACKENDS.names(), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.strip() == "['inline', 'vectorized', 'ray'] False"

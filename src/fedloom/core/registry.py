@@ -50,6 +50,17 @@ class Entry(Generic[T]):
     help: str = ""
 
 
+@dataclass(frozen=True)
+class _Lazy:
+    """A registered ``"module:attribute"`` not imported yet (see :meth:`Registry.register_lazy`)."""
+
+    target: str
+
+    def load(self) -> Any:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
 class Registry(Generic[T]):
     """A table of named implementations of one extension point.
 
@@ -82,13 +93,21 @@ class Registry(Generic[T]):
 
         def add(target: T) -> T:
             old = self._entries.get(name)
-            if old is not None and old.obj is not target:
+            if old is not None and old.obj is not target and not isinstance(old.obj, _Lazy):
                 log.warning("%s %r registered again; the new one replaces %r", self.kind, name, old.obj)
             text = help or _first_line(getattr(target, "__doc__", None))
             self._entries[name] = Entry(name, target, text)
             return target
 
         return add if obj is None else add(obj)
+
+    def register_lazy(self, name: str, target: str, *, help: str = "") -> None:  # noqa: A002
+        """Register ``"module:attribute"`` under ``name`` without importing it: listing the names (for
+        ``--help``) stays cheap, and the module loads on the first :meth:`get`. For built-ins whose
+        module is heavy to import (a backend that needs torch.func)."""
+        if ":" not in target:
+            raise ConfigError(f"a lazy {self.kind} target must be 'module:attribute', got {target!r}")
+        self._entries.setdefault(name, Entry(name, _Lazy(target), help))  # type: ignore[arg-type]
 
     def add_modules(self, *modules: str) -> None:
         """More modules to import on first use (e.g. from a plugin package's ``__init__``)."""
@@ -116,6 +135,11 @@ class Registry(Generic[T]):
             entry = self._entries.get(name)
         if entry is None:
             raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {self.choices()}")
+        if isinstance(entry.obj, _Lazy):
+            obj = entry.obj.load()  # importing the module may register the real object itself
+            current = self._entries[name]
+            entry = current if not isinstance(current.obj, _Lazy) else Entry(name, obj, entry.help)
+            self._entries[name] = entry
         return entry.obj
 
     def entry(self, name: str) -> Entry[T]:
@@ -158,9 +182,9 @@ def _load_entry_points(registry: Registry[Any]) -> None:
 
     for ep in entry_points(group=registry.group):
         try:
-            if ":" in ep.value:
-                registry.register(ep.name, ep.load())
-            else:
+            if ":" in ep.value:  # an object: registered by name, imported on first use
+                registry.register_lazy(ep.name, ep.value)
+            else:  # a module that registers itself
                 importlib.import_module(ep.value)
         except Exception as exc:  # a broken plugin must say so, not take the run down silently
             raise ConfigError(f"plugin {ep.value!r} ({registry.group} entry point {ep.name!r}) failed to load: "
