@@ -79,16 +79,7 @@ def test_server_opt_composes_into_fedavg_like_the_named_preset() -> None:
 
 
 # Every flag of `fedloom run` before the config was split into sections (issue 12): none may disappear.
-FLAGS_BEFORE_SECTIONS = """
-    dataset target_column group_column test_fraction client_test_fraction partition alpha shards_per_client model
-    hidden local_epochs batch_size lr optimizer momentum clients rounds fraction min_clients fraction_evaluate
-    strategy weighted eval_every aggregator clip_update_norm trim_beta byzantine_f multikrum_m proximal_mu
-    server_lr server_momentum beta1 beta2 tau attack attackers attack_scale stragglers straggler_mode backend seed
-    out resume progress secagg secagg_neighbours secagg_threshold secagg_bits secagg_weight_cap dp
-    noise_multiplier clip adaptive_quantile target_epsilon delta accountant dp_sgd dp_sgd_noise_multiplier
-    dp_sgd_max_grad_norm compression topk_fraction error_feedback quant_block compress_broadcast he he_poly_degree
-    he_scale he_keys ray_address ray_num_cpus ray_cpus_per_client ray_gpus_per_client
-""".split()
+FLAGS_BEFORE_SECTIONS = ["dataset", "target_column", "group_column", "test_fraction", "client_test_fraction", "partition", "alpha", "shards_per_client", "model", "hidden", "local_epochs", "batch_size", "lr", "optimizer", "momentum", "clients", "rounds", "fraction", "min_clients", "fraction_evaluate", "strategy", "weighted", "eval_every", "aggregator", "clip_update_norm", "trim_beta", "byzantine_f", "multikrum_m", "proximal_mu", "server_lr", "server_momentum", "beta1", "beta2", "tau", "attack", "attackers", "attack_scale", "stragglers", "straggler_mode", "backend", "seed", "out", "resume", "progress", "secagg", "secagg_neighbours", "secagg_threshold", "secagg_bits", "secagg_weight_cap", "dp", "noise_multiplier", "clip", "adaptive_quantile", "target_epsilon", "delta", "accountant", "dp_sgd", "dp_sgd_noise_multiplier", "dp_sgd_max_grad_norm", "compression", "topk_fraction", "error_feedback", "quant_block", "compress_broadcast", "he", "he_poly_degree", "he_scale", "he_keys", "ray_address", "ray_num_cpus", "ray_cpus_per_client", "ray_gpus_per_client"]
 
 
 def test_every_flag_from_before_the_sections_still_works() -> None:
