@@ -17,7 +17,11 @@ from fedloom.privacy.options import PrivacyOptions
 def test_fields_live_in_the_section_of_their_feature() -> None:
     cfg = RunConfig(dataset="iris", dp="central", noise_multiplier=1.0, rounds=3, compression="q8")
     assert (cfg.data.dataset, cfg.privacy.dp, cfg.federation.rounds, cfg.communication.compression) == (
-        "iris", "central", 3, "q8")
+        "iris",
+        "central",
+        3,
+        "q8",
+    )
     assert cfg.dp == "central"  # flat access still reads the section
     assert section_of("he_keys") == "encryption" and section_of("server_lr") == "algorithm"
     assert len({f.name for f in config_fields()}) == len(config_fields())  # unique across sections
@@ -38,11 +42,14 @@ def test_flat_and_readability_tables_still_load(tmp_path: Path) -> None:
     assert (cfg.data.dataset, cfg.federation.rounds, cfg.training.lr, cfg.privacy.clip) == ("iris", 6, 0.5, 2.0)
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ('[data]\ndatset = "iris"\n', r"unknown config key\(s\) \['datset'\]"),
-    ('[data]\nrounds = 3\n[federation]\nrounds = 4\n', "rounds is set twice"),
-    ('[federation]\nrounds = "3"\n', "rounds must be int"),
-])
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[data]\ndatset = "iris"\n', r"unknown config key\(s\) \['datset'\]"),
+        ("[data]\nrounds = 3\n[federation]\nrounds = 4\n", "rounds is set twice"),
+        ('[federation]\nrounds = "3"\n', "rounds must be int"),
+    ],
+)
 def test_bad_toml_is_a_clear_error(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "c.toml"
     path.write_text(toml)
@@ -79,7 +86,80 @@ def test_server_opt_composes_into_fedavg_like_the_named_preset() -> None:
 
 
 # Every flag of `fedloom run` before the config was split into sections (issue 12): none may disappear.
-FLAGS_BEFORE_SECTIONS = ["dataset", "target_column", "group_column", "test_fraction", "client_test_fraction", "partition", "alpha", "shards_per_client", "model", "hidden", "local_epochs", "batch_size", "lr", "optimizer", "momentum", "clients", "rounds", "fraction", "min_clients", "fraction_evaluate", "strategy", "weighted", "eval_every", "aggregator", "clip_update_norm", "trim_beta", "byzantine_f", "multikrum_m", "proximal_mu", "server_lr", "server_momentum", "beta1", "beta2", "tau", "attack", "attackers", "attack_scale", "stragglers", "straggler_mode", "backend", "seed", "out", "resume", "progress", "secagg", "secagg_neighbours", "secagg_threshold", "secagg_bits", "secagg_weight_cap", "dp", "noise_multiplier", "clip", "adaptive_quantile", "target_epsilon", "delta", "accountant", "dp_sgd", "dp_sgd_noise_multiplier", "dp_sgd_max_grad_norm", "compression", "topk_fraction", "error_feedback", "quant_block", "compress_broadcast", "he", "he_poly_degree", "he_scale", "he_keys", "ray_address", "ray_num_cpus", "ray_cpus_per_client", "ray_gpus_per_client"]
+FLAGS_BEFORE_SECTIONS = [
+    "dataset",
+    "target_column",
+    "group_column",
+    "test_fraction",
+    "client_test_fraction",
+    "partition",
+    "alpha",
+    "shards_per_client",
+    "model",
+    "hidden",
+    "local_epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "momentum",
+    "clients",
+    "rounds",
+    "fraction",
+    "min_clients",
+    "fraction_evaluate",
+    "strategy",
+    "weighted",
+    "eval_every",
+    "aggregator",
+    "clip_update_norm",
+    "trim_beta",
+    "byzantine_f",
+    "multikrum_m",
+    "proximal_mu",
+    "server_lr",
+    "server_momentum",
+    "beta1",
+    "beta2",
+    "tau",
+    "attack",
+    "attackers",
+    "attack_scale",
+    "stragglers",
+    "straggler_mode",
+    "backend",
+    "seed",
+    "out",
+    "resume",
+    "progress",
+    "secagg",
+    "secagg_neighbours",
+    "secagg_threshold",
+    "secagg_bits",
+    "secagg_weight_cap",
+    "dp",
+    "noise_multiplier",
+    "clip",
+    "adaptive_quantile",
+    "target_epsilon",
+    "delta",
+    "accountant",
+    "dp_sgd",
+    "dp_sgd_noise_multiplier",
+    "dp_sgd_max_grad_norm",
+    "compression",
+    "topk_fraction",
+    "error_feedback",
+    "quant_block",
+    "compress_broadcast",
+    "he",
+    "he_poly_degree",
+    "he_scale",
+    "he_keys",
+    "ray_address",
+    "ray_num_cpus",
+    "ray_cpus_per_client",
+    "ray_gpus_per_client",
+]
 
 
 def test_every_flag_from_before_the_sections_still_works() -> None:
