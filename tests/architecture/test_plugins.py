@@ -165,3 +165,20 @@ def test_listing_backends_does_not_import_torch() -> None:
     code = "import sys\nfrom fedloom.backends import BACKENDS\nprint(BACKENDS.names(), 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.strip() == "['inline', 'vectorized', 'ray'] False"
+
+
+def test_a_new_file_in_the_registry_package_registers_itself(tmp_path: Path, monkeypatch) -> None:
+    pkg = tmp_path / "toy_feature_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from fedloom.core.registry import Registry\n"
+                                     "GIZMOS = Registry('gizmo', package='toy_feature_pkg')\n")
+    (pkg / "alpha.py").write_text("from toy_feature_pkg import GIZMOS\nGIZMOS.register('alpha', 1)\n")
+    (pkg / "_private.py").write_text("raise RuntimeError('private modules are not discovered')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import toy_feature_pkg  # type: ignore[import-not-found]
+
+    assert toy_feature_pkg.GIZMOS.names() == ["alpha"]
+    (pkg / "beta.py").write_text("from toy_feature_pkg import GIZMOS\nGIZMOS.register('beta', 2)\n")
+    fresh = Registry("gizmo", package="toy_feature_pkg")  # a fresh registry discovers the new file
+    toy_feature_pkg.GIZMOS = fresh
+    assert fresh.get("beta") == 2  # (alpha was imported already: it registered into the first registry)

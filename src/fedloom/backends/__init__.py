@@ -12,14 +12,14 @@ from fedloom.backends.registry import BACKENDS
 from fedloom.core.pool import ClientPool, PoolResult, TaskStats
 
 if TYPE_CHECKING:
+    from fedloom.backends._vectorized import VectorizedPool
     from fedloom.backends.inline import InlinePool
     from fedloom.backends.ray import RayPool
-    from fedloom.backends.vectorized import VectorizedPool
 
 __all__ = ["BACKENDS", "ClientPool", "InlinePool", "PoolResult", "RayPool", "TaskStats", "VectorizedPool", "make_pool"]
 
 _LAZY = {"InlinePool": "fedloom.backends.inline", "RayPool": "fedloom.backends.ray",
-         "VectorizedPool": "fedloom.backends.vectorized"}
+         "VectorizedPool": "fedloom.backends._vectorized"}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,12 +18,10 @@ __all__ = ["BACKENDS", "BackendFactory"]
 
 BackendFactory = Callable[..., ClientPool]
 
-BACKENDS: Registry[BackendFactory] = Registry("backend")
-# Built-ins are listed by name here and each module (which registers its factory itself) loads when a
-# run asks for it: the vectorized backend needs torch.func, Ray is an optional extra.
-BACKENDS.register_lazy("inline", "fedloom.backends.inline:_inline_pool",
-                       help="In this process, one client after another (the default, lowest overhead).")
-BACKENDS.register_lazy("vectorized", "fedloom.backends.vectorized:_vectorized_pool",
-                       help="A whole cohort at once with torch.func (falls back inline, saying why).")
-BACKENDS.register_lazy("ray", "fedloom.backends.ray:_ray_pool",
-                       help="Ray actors, on a local Ray or a cluster (--ray-address).")
+BACKENDS: Registry[BackendFactory] = Registry(
+    "backend",
+    modules=["fedloom.backends.inline", "fedloom.backends.vectorized", "fedloom.backends.ray"],
+    package="fedloom.backends",
+)
+"""Backends by name; each module registers its factory and keeps heavy imports (torch.func, Ray) for
+when a run uses it, so listing them stays cheap."""

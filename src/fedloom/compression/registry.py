@@ -24,6 +24,7 @@ CodecFactory = Callable[..., Codec | None]
 CODECS: Registry[CodecFactory] = Registry(
     "compression",
     plural="codecs",
+    package="fedloom.compression",
     modules=["fedloom.compression.fp16", "fedloom.compression.quantize", "fedloom.compression.topk"],
 )
 

@@ -4,8 +4,9 @@ A feature declares its registry once (``CODECS = Registry("codec", ...)``) and e
 registers itself in its own file, so adding a codec, a strategy or a backend is one new file. A
 registry finds its entries lazily, the first time a name is looked up or listed:
 
-1. the built-in modules it was told about (``modules=``, imported in order), so a run imports only
-   the features it uses and ``fedloom --help`` imports none of them;
+1. the built-in modules it was told about (``modules=``, imported in order), then every other
+   module of its feature package (``package=``), so a new built-in is one new file in that package;
+   a run imports only the features it uses and ``fedloom --help`` imports none of them;
 2. third-party packages, through Python entry points in the group ``fedloom.<kind>s`` (an entry
    point's value is a module, imported so that it registers itself, or ``module:object``, registered
    under the entry point's name).
@@ -67,14 +68,18 @@ class Registry(Generic[T]):
     Args:
         kind: What the entries are, singular (``"codec"``): used in messages and as the entry-point
             group ``fedloom.<kind>s`` (spaces become underscores).
-        modules: Built-in modules that register entries, imported on first use.
+        modules: Built-in modules that register entries, imported in this order on first use.
+        package: A package whose other public modules (names not starting with ``_``) are imported
+            after ``modules``, so that a file added to it registers itself with no list to update.
         plural: The plural used for the entry-point group, if not ``kind + "s"``.
     """
 
-    def __init__(self, kind: str, *, modules: Sequence[str] = (), plural: str | None = None) -> None:
+    def __init__(self, kind: str, *, modules: Sequence[str] = (), package: str | None = None,
+                 plural: str | None = None) -> None:
         self.kind = kind
         self.group = "fedloom." + (plural or kind + "s").replace(" ", "_").replace("-", "_")
         self._modules = list(modules)
+        self._package = package
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
         self._loading = False
@@ -122,6 +127,9 @@ class Registry(Generic[T]):
         try:
             for module in self._modules:
                 importlib.import_module(module)
+            if self._package is not None:
+                for module in _package_modules(self._package):
+                    importlib.import_module(module)
             _load_entry_points(self)
             self._loaded = True
         finally:
@@ -170,6 +178,15 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._entries)} loaded)"
+
+
+def _package_modules(package: str) -> list[str]:
+    """The public modules of ``package`` (not subpackages, not ``_private`` ones), sorted by name."""
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    return [f"{package}.{info.name}" for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name)
+            if not info.ispkg and not info.name.startswith("_")]
 
 
 def _first_line(doc: str | None) -> str:

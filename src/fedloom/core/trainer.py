@@ -155,6 +155,7 @@ def describe_trainer(trainer: object) -> str:
 
 TRAINERS: Registry[Callable[..., LocalTrainer]] = Registry(
     "trainer",
+    package="fedloom.torch",
     modules=[
         "fedloom.torch.trainers",
         "fedloom.torch.scaffold",

@@ -14,11 +14,11 @@ from fedloom.core.registry import Registry
 __all__ = ["DATASETS", "PARTITIONERS"]
 
 DATASETS: Registry[Callable[[], tuple[Any, Any, str, Any]]] = Registry(
-    "dataset", modules=["fedloom.data.datasets"]
+    "dataset", modules=["fedloom.data.datasets"], package="fedloom.data"
 )
 """Bundled datasets by name (a path to a ``.csv`` or ``.npz`` file is accepted besides)."""
 
 PARTITIONERS: Registry[Callable[..., list[Any]]] = Registry(
-    "partition", modules=["fedloom.data.partition"], plural="partitioners"
+    "partition", modules=["fedloom.data.partition"], package="fedloom.data", plural="partitioners"
 )
 """How a dataset's rows are split over clients (``--partition``)."""

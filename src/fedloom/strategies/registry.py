@@ -22,14 +22,15 @@ StrategyBuilder = Callable[[Any, dict], Any]
 _STRATEGY_MODULES = ["fedloom.strategies.fedavg", "fedloom.strategies.fedprox", "fedloom.strategies.fedopt",
                      "fedloom.strategies.scaffold", "fedloom.strategies.robust"]
 
-STRATEGIES: Registry[StrategyBuilder] = Registry("strategy", modules=_STRATEGY_MODULES, plural="strategies")
+STRATEGIES: Registry[StrategyBuilder] = Registry("strategy", modules=_STRATEGY_MODULES, package="fedloom.strategies",
+                                              plural="strategies")
 
 AGGREGATORS: Registry[Callable[..., Any]] = Registry(
-    "aggregator", modules=["fedloom.strategies.aggregators", "fedloom.strategies.robust"]
+    "aggregator", modules=["fedloom.strategies.aggregators", "fedloom.strategies.robust"], package="fedloom.strategies"
 )
 
 SERVER_OPTS: Registry[Callable[..., Any]] = Registry("server optimizer", modules=["fedloom.strategies.server_opts"],
-                                                  plural="server_opts")
+                                                  package="fedloom.strategies", plural="server_opts")
 """Server optimizers by name (``--server-opt``): ``(options: StrategyOptions) -> ServerOpt``."""
 
 ROBUST_ALIASES: tuple[str, ...] = ("median", "trimmed_mean", "krum", "multikrum", "bulyan")
