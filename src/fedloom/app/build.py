@@ -41,6 +41,7 @@ from fedloom.models import build_model
 from fedloom.strategies import CentralEvaluateFn, build_strategy
 from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
 from fedloom.torch.model_cache import ModelCache
+from fedloom.torch.optimizers import OPTIMIZERS
 from fedloom.torch.training import TensorData
 
 if TYPE_CHECKING:
@@ -113,18 +114,11 @@ def split_clients(cfg: RunConfig, ds: Dataset) -> list[ClientSplit]:
     return splits
 
 
-def _optimizer_fn(cfg: RunConfig):  # noqa: ANN202 - returns an OptimizerFn
-    if cfg.training.optimizer == "adam":
-        return lambda params, lr: torch.optim.Adam(params, lr=lr)
-    momentum = cfg.training.momentum
-    return lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=momentum)
-
-
 def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
     """``cid -> TorchClient`` on that client's split: the client half of the configured algorithm."""
     ds, splits = sim.dataset, sim.splits
     x_pool, y_pool = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
-    optimizer_fn = _optimizer_fn(cfg)
+    optimizer_fn = OPTIMIZERS.get(cfg.training.optimizer)(cfg.training)
     shared_model = ModelCache(sim.model)  # clients of one thread run one at a time: one module each
     shared_loss = torch.nn.CrossEntropyLoss() if ds.task == "classification" else None  # stateless: share it
     dp_sgd = privacy.dp_sgd_settings(cfg)

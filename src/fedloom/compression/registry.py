@@ -25,7 +25,8 @@ CODECS: Registry[CodecFactory] = Registry(
     "compression",
     plural="codecs",
     package="fedloom.compression",
-    modules=["fedloom.compression.fp16", "fedloom.compression.quantize", "fedloom.compression.topk"],
+    modules=["fedloom.compression.registry", "fedloom.compression.fp16", "fedloom.compression.quantize",
+             "fedloom.compression.topk"],
 )
 
 

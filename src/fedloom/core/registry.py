@@ -156,9 +156,18 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def names(self) -> list[str]:
-        """Every registered name, in registration order (built-ins first)."""
+        """Every registered name: built-ins in the order of their ``modules`` (whatever imported them
+        first), then the rest in registration order."""
         self._load()
-        return list(self._entries)
+        rank = {module: i for i, module in enumerate(self._modules)}
+
+        def position(item: tuple[int, str]) -> tuple[int, int]:
+            index, name = item
+            obj = self._entries[name].obj
+            module = obj.target.partition(":")[0] if isinstance(obj, _Lazy) else getattr(obj, "__module__", None)
+            return rank.get(module, len(rank)), index  # type: ignore[arg-type]
+
+        return [name for _, name in sorted(enumerate(self._entries), key=position)]
 
     def choices(self) -> str:
         """``"a, b, c"``: the names, for help texts and error messages."""

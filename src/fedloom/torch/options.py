@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 from fedloom.core.options import need, option
 from fedloom.models import MODELS
+from fedloom.torch.optimizers import OPTIMIZERS
 
 __all__ = ["TrainingOptions", "OPTIMIZERS"]
-
-OPTIMIZERS = ("sgd", "adam")
-"""Client optimizers accepted by ``--optimizer``."""
 
 
 @dataclass
@@ -29,7 +27,7 @@ class TrainingOptions:
         """Raise :class:`~fedloom.errors.ConfigError` for an invalid value."""
         need(self.model in MODELS or ":" in self.model,
              f"unknown model {self.model!r}; choose one of: {MODELS.choices()}, or package.module:factory")
-        need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose sgd or adam")
+        OPTIMIZERS.get(self.optimizer)
         need(self.local_epochs >= 1, f"local_epochs must be >= 1, got {self.local_epochs}")
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
