@@ -1,7 +1,8 @@
 """Build and run a deployed server or client from configuration (what ``fedloom server``/``client`` call).
 
-The server builds the experiment exactly like ``fedloom run`` does (strategy, initial model and
-central evaluation from the :class:`~fedloom.config.RunConfig` keys), swaps the in-process pool for a
+The server builds the server side of the experiment exactly like ``fedloom run`` does (strategy,
+initial model and central evaluation from the :class:`~fedloom.config.RunConfig` keys; no clients,
+and under HE the public CKKS context only), swaps the in-process pool for a
 :class:`~fedloom.net.server.GrpcPool`, and runs the ordinary :class:`~fedloom.engine.FederatedLoop`
 with a checkpoint after every round. A round that cannot complete (too few clients) is retried
 from the last checkpoint, so it consumes no randomness twice and the run stays reproducible.
@@ -117,8 +118,11 @@ def run_server(
     ckpt = out / CHECKPOINT_NAME
     if ckpt.exists() and not resume:
         raise ConfigError(f"{ckpt} exists: pass --resume to continue that run, or choose another checkpoint_dir")
-    # min_clients_aggregate reaches every strategy through its constructor (wrappers such as central DP included)
-    sim = build_simulation(cfg, min_fit_results=scfg.min_clients_aggregate)
+    # min_clients_aggregate reaches every strategy through its constructor (wrappers such as central DP included);
+    # the server side builds no clients and, under HE, loads the public context only
+    sim = build_simulation(cfg, min_fit_results=scfg.min_clients_aggregate, side="server")
+    if cfg.encryption.he:
+        _check_server_keys(cfg.encryption.he_keys)
     min_start = scfg.min_clients_start or cfg.federation.clients
     pool = build_pool(scfg, min_clients=min_start, insecure=insecure).start()
     log.info("serving on port %d; waiting for %d clients", pool.port, min_start)
@@ -157,6 +161,15 @@ def run_server(
     return result
 
 
+def _check_server_keys(key_dir: str) -> None:
+    from fedloom.privacy.he.context import SECRET_FILE
+
+    log.info("HE: the server holds the public CKKS context only (%s)", Path(key_dir) / "public.tenseal")
+    if (Path(key_dir) / SECRET_FILE).exists():
+        log.warning("HE: %s is on the server's machine; the server never reads it, but whoever can read it can "
+                    "decrypt every update: give the server public.tenseal only", Path(key_dir) / SECRET_FILE)
+
+
 def _import_factory(spec: str):  # noqa: ANN202 - returns a ClientFn
     module, _, attr = spec.partition(":")
     if not module or not attr:
@@ -180,7 +193,7 @@ def build_client(cfg: RunConfig, ccfg: ClientConfig, name: str) -> Client:
         index = int(name)
     if index >= cfg.federation.clients:
         raise ConfigError(f"client index {index} but the config has clients = {cfg.federation.clients}")
-    return build_simulation(cfg).client_fn(str(index))
+    return build_simulation(cfg, side="client").client_fn(str(index))
 
 
 def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "", insecure: bool = False) -> str:
