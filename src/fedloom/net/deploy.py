@@ -24,7 +24,7 @@ from fedloom.engine import RoundRecord, RunResult
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.net.auth import Authenticator, load_token_hashes
 from fedloom.net.client import ClientRuntime, channel_credentials
-from fedloom.net.config import ClientConfig, ServerConfig
+from fedloom.net.config import ALLOW_LIST_NEEDS_AUTH, ClientConfig, ServerConfig
 from fedloom.net.server import GrpcPool
 
 __all__ = ["build_pool", "run_server", "build_client", "run_client", "CHECKPOINT_NAME"]
@@ -52,9 +52,21 @@ def _server_files(scfg: ServerConfig) -> dict[str, str]:
     return files
 
 
+def _check_identity_rules(scfg: ServerConfig, files: dict[str, str], *, insecure: bool) -> None:
+    """Refuse a server that would take a client's word for its identity, or read tokens in plaintext."""
+    if insecure and files["tokens_file"]:
+        raise ConfigError("--insecure with tokens (tokens_file, or the tokens.json of credentials): tokens would "
+                          "travel in plaintext and anyone on the path could join as that client; drop --insecure "
+                          "(serve with TLS) or configure no tokens for a local experiment")
+    authenticated = bool(files["tokens_file"]) or (scfg.require_client_cert and not insecure)
+    if scfg.allowed_clients and not authenticated:
+        raise ConfigError(ALLOW_LIST_NEEDS_AUTH)
+
+
 def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) -> GrpcPool:
     """The gRPC pool ``scfg`` describes (not started). ``insecure``: plaintext, no TLS."""
     files = _server_files(scfg)
+    _check_identity_rules(scfg, files, insecure=insecure)
     token_hashes = load_token_hashes(files["tokens_file"]) if files["tokens_file"] else None
     creds = None
     if not insecure:
@@ -207,6 +219,9 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
 
     ca, cert, key, token_file = (pick(ccfg.ca_cert, "ca.pem"), pick(ccfg.client_cert, "client.pem"),
                                  pick(ccfg.client_key, "client.key"), pick(ccfg.token_file, "token"))
+    if insecure and token_file:
+        raise ConfigError(f"--insecure with a token ({token_file}): refusing to send it over a plaintext channel, "
+                          "where anyone on the path could read it and join as this client; drop --insecure (TLS)")
     token = _read(token_file, "token").decode().strip() if token_file else None
     if not name and cert:
         from cryptography import x509
