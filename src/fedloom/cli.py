@@ -178,7 +178,8 @@ def _deploy_logging() -> None:
 
 
 def _insecure_warning() -> None:
-    click.echo("WARNING: --insecure: no TLS, traffic and tokens travel in plaintext. Local experiments only.",
+    click.echo("WARNING: --insecure: no TLS, traffic travels in plaintext and no client is authenticated "
+               "(tokens are refused). Local experiments only.",
                err=True)
 
 

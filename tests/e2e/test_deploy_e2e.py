@@ -317,3 +317,40 @@ def test_secagg_over_grpc_survives_a_client_killed_after_share_keys(tmp_path):
         assert history[-1]["metrics"]["accuracy"] > 0.5
     finally:
         d.stop()
+
+
+def test_he_server_process_runs_without_the_secret_key(tmp_path, creds):
+    """Issue 10, finding 3, with processes: `fedloom server` gets a key directory with public.tenseal
+    only, the four `fedloom client` processes one with secret.tenseal only; the run completes and the
+    clients evaluate the model they decrypted (the server has none)."""
+    import shutil
+
+    from fedloom.privacy.he import write_keys
+
+    write_keys(tmp_path / "keys", poly_degree=4096, scale_bits=30)
+    server_keys, client_keys = tmp_path / "server-keys", tmp_path / "client-keys"
+    server_keys.mkdir()
+    client_keys.mkdir()
+    shutil.copy(tmp_path / "keys" / "public.tenseal", server_keys)
+    shutil.copy(tmp_path / "keys" / "secret.tenseal", client_keys)
+    d = Deployment(tmp_path, creds, rounds=2)
+    he = 'he = true\nhe_poly_degree = 4096\nhe_scale = 30\nfraction_evaluate = 1.0\nhe_keys = "{}"'
+    text = d.config.read_text()
+    d.config.write_text(text.replace("seed = 7", f"seed = 7\n{he.format(server_keys)}"))
+    client_config = tmp_path / "client.toml"
+    client_config.write_text(text.replace("seed = 7", f"seed = 7\n{he.format(client_keys)}"))
+    try:
+        server = d.server()
+        clients = [d.client(str(i), config=client_config) for i in range(4)]
+        assert d.finish(server) == 0, d.log("server.log")
+        for c in clients:
+            assert d.finish(c) == 0, c.log.read_text()
+        state, history = d.result()
+        assert [h["round"] for h in history] == [1, 2]
+        assert all(h["metrics"]["fit_clients"] == 4 and h["metrics"]["fit_failures"] == 0 for h in history)
+        assert history[-1]["metrics"]["fed_accuracy"] > 0.5  # the clients decrypted the server's aggregate
+        assert "accuracy" not in history[-1]["metrics"] and state.parameters.names == []  # the server has no model
+        log = d.log("server.log")
+        assert "holds the public CKKS context only" in log and "on the server's machine" not in log
+    finally:
+        d.stop()

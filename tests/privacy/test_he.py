@@ -76,21 +76,30 @@ def test_he_aggregate_equals_plaintext_aggregate(contexts):
     assert np.abs(decrypted - plain).max() < 1e-5
 
 
-def test_server_holds_only_the_public_context(contexts):
+def test_each_side_refuses_the_other_sides_context(contexts):
+    """HEFedAvg refuses a secret context, HEClient a public one. That a deployed server runs without the
+    secret key on its machine is shown end to end in tests/adversarial/test_adv_he_server_keys.py."""
     secret, public = contexts
     assert secret.is_private() and not public.is_private()
     with pytest.raises(ConfigError, match="only the public context"):
         HEFedAvg(context=secret)
-    sim = build_simulation(RunConfig(dataset="iris", clients=3, rounds=1, he=True, fraction_evaluate=1.0,
-                                     progress=False))
-    server_context = sim.strategy.context
-    assert isinstance(sim.strategy, HEFedAvg)
-    assert not server_context.is_private()
-    assert not server_context.has_galois_keys()
     with pytest.raises(ValueError, match="doesn't hold a Secret key"):
-        server_context.secret_key()
+        public.secret_key()
     with pytest.raises(ConfigError, match="secret context"):
-        HEClient(Fixed(Parameters(), 1), context=server_context)
+        HEClient(Fixed(Parameters(), 1), context=public)
+
+
+def test_server_side_build_reads_only_the_public_file(tmp_path):
+    write_keys(tmp_path / "keys", poly_degree=4096, scale_bits=30)
+    (tmp_path / "keys" / "secret.tenseal").unlink()
+    cfg = RunConfig(dataset="iris", clients=3, he=True, he_poly_degree=4096, he_scale=30,
+                    he_keys=str(tmp_path / "keys"), fraction_evaluate=1.0)
+    sim = build_simulation(cfg, side="server")
+    assert isinstance(sim.strategy, HEFedAvg) and not sim.strategy.context.is_private()
+    with pytest.raises(RuntimeError, match="has no clients"):
+        sim.client_fn("0")
+    with pytest.raises(ConfigError, match="secret.tenseal does not exist"):
+        build_simulation(cfg, side="client")
 
 
 def test_malformed_ciphertext_drops_that_client(contexts):

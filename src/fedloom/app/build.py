@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -47,7 +47,10 @@ from fedloom.torch.training import TensorData
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["Simulation", "assemble_loop", "build_simulation", "run_simulation", "make_run_pool"]
+__all__ = ["Simulation", "Side", "assemble_loop", "build_simulation", "run_simulation", "make_run_pool"]
+
+Side = Literal["both", "server", "client"]
+"""The roles a process plays: a simulation plays both; ``fedloom server`` and ``fedloom client`` one each."""
 
 
 @dataclass
@@ -155,13 +158,16 @@ def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
     return client_fn
 
 
-def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1) -> Simulation:
+def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "both") -> Simulation:
     """Load data, partition it, and build the client factory, strategy and codec ``cfg`` describes.
 
     Args:
         cfg: The configuration (validated here).
         min_fit_results: Valid results a round needs to aggregate (a deployment's
             ``min_clients_aggregate``); fewer fail the round.
+        side: The roles this process plays (see :func:`_he_keys` for the keys each holds).
+            ``"server"`` builds no client factory; ``"client"`` builds the strategy only for the
+            name of its local trainer.
     """
     cfg.validate()
     seed = cfg.run.seed
@@ -185,9 +191,13 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1) -> Simulation:
         client_states=ClientStateStore(),
     )
     codec, sim.codec = _codecs(cfg)
-    he_secret, he_public = _he_keys(cfg)
-    layers = client_layers(cfg, num_clients=len(splits), states=sim.client_states, codec=codec, he_context=he_secret)
-    sim.client_fn = stack(torch_client_factory(cfg, sim), layers)
+    he_secret, he_public = _he_keys(cfg, side)
+    if side == "server":
+        sim.client_fn = _server_side
+    else:
+        layers = client_layers(cfg, num_clients=len(splits), states=sim.client_states, codec=codec,
+                               he_context=he_secret)
+        sim.client_fn = stack(torch_client_factory(cfg, sim), layers)
     torch.manual_seed(seed)
     sim.initial_parameters = module_parameters(sim.model())
     common = _common_strategy_kwargs(cfg, sim, min_fit_results)  # built once: it holds the evaluation model
@@ -215,24 +225,38 @@ def _codecs(cfg: RunConfig) -> tuple[Any, RoundCodec | None]:
     return codec, UpdateCodec(codec, compress_broadcast=comm.compress_broadcast)
 
 
-def _he_keys(cfg: RunConfig) -> tuple[Any, Any]:
-    """The clients' secret and the server's public CKKS context (``None, None`` without ``--he``).
+def _he_keys(cfg: RunConfig, side: Side) -> tuple[Any, Any]:
+    """The CKKS contexts ``side`` holds: ``(secret for the clients' HE layer, public for HEFedAvg)``.
 
-    The simulator plays the trusted party that makes the keys, unless ``--he-keys`` names a
-    directory written by ``fedloom he-keys``."""
+    The server side loads only ``public.tenseal`` and never holds the secret key. A client loads
+    ``secret.tenseal`` (its public half serves the strategy object it builds). A simulation plays
+    both roles and the trusted party that makes the keys, unless ``--he-keys`` names a directory
+    written by ``fedloom he-keys``; deployed processes need that directory (``None, None`` without
+    ``--he``)."""
     enc = cfg.encryption
     if not enc.he:
         return None, None
-    from fedloom.privacy.he.context import load_context, make_context, public_bytes, read_keys
+    from fedloom.privacy.he.context import load_context, make_context, public_bytes, read_public, read_secret
 
+    if side != "both" and not enc.he_keys:
+        needs = "public.tenseal (the server never holds secret.tenseal)" if side == "server" else "secret.tenseal"
+        raise ConfigError(f"a deployed HE {side} needs he_keys: a `fedloom he-keys` directory holding {needs}; "
+                          "fresh keys made by each process could not decrypt one another")
+    if side == "server":
+        return None, read_public(enc.he_keys)
     if enc.he_keys:
-        return read_keys(enc.he_keys)
-    secret = make_context(poly_degree=enc.he_poly_degree, scale_bits=enc.he_scale)
-    return secret, load_context(public_bytes(secret))  # the server's copy: serialized without the secret key
+        secret = read_secret(enc.he_keys)
+    else:
+        secret = make_context(poly_degree=enc.he_poly_degree, scale_bits=enc.he_scale)
+    return secret, load_context(public_bytes(secret))  # the public copy: serialized without the secret key
 
 
 def _never(cid: ClientId) -> Client:
     raise RuntimeError("client_fn used before build_simulation finished")
+
+
+def _server_side(cid: ClientId) -> Client:
+    raise RuntimeError("a server-side build (side='server') has no clients: they run elsewhere")
 
 
 def central_evaluate_fn(sim: Simulation) -> CentralEvaluateFn:

@@ -5,6 +5,11 @@ sent only over TLS) and/or a client certificate signed by the deployment CA (mTL
 handshake itself refuses other certificates; the certificate's common name is the identity). The
 server stores only token hashes. A caller is then admitted only if its identity is in the allow list.
 
+Identity is never a claim when credentials are checked: an allow list needs an authenticator
+(tokens or client certificates), and a caller whose claimed name (``x-fedloom-client``) differs
+from the identity its credentials prove is refused. Without any authenticator (local experiments)
+clients name themselves, and no allow list is accepted.
+
 Failures map to gRPC status codes a client can act on: ``UNAUTHENTICATED`` (no or bad credentials:
 retrying will not help) and ``PERMISSION_DENIED`` (a valid identity that is not, or no longer,
 allowed: revoked).
@@ -30,7 +35,8 @@ from fedloom.net.certs import hash_token
 __all__ = ["AuthError", "Authenticator", "load_token_hashes", "CLAIMED_NAME_KEY"]
 
 CLAIMED_NAME_KEY = "x-fedloom-client"
-"""Metadata key with a client's self-declared name: trusted only when auth is off (``--insecure``)."""
+"""Metadata key with a client's self-declared name: the identity only when no credential is checked
+(local experiments); otherwise it must match the identity the credentials prove."""
 
 
 class AuthError(FedloomError):
@@ -63,7 +69,8 @@ class Authenticator:
         require_cert: Every caller must present a client certificate (mTLS); its common name is
             the identity. With tokens as well, both must name the same client.
         allowed: Identities admitted; ``None`` admits every authenticated identity. Removing a name
-            revokes that client.
+            revokes that client. Needs ``token_hashes`` or ``require_cert``: a list of names that
+            clients merely claim would be no access control (refused with a :class:`ConfigError`).
     """
 
     def __init__(
@@ -77,6 +84,9 @@ class Authenticator:
         self.use_tokens = token_hashes is not None
         self.require_cert = require_cert
         self.allowed = set(allowed) if allowed is not None else None
+        if self.allowed is not None and self.open:
+            raise ConfigError("an allow list needs an authenticator (token_hashes or require_cert): without one, "
+                              "its names are claims any client can make")
 
     @property
     def open(self) -> bool:
@@ -102,10 +112,14 @@ class Authenticator:
                 raise AuthError(grpc.StatusCode.UNAUTHENTICATED,
                                 f"token belongs to {name!r} but the certificate to {identity!r}")
             identity = name
+        claimed = metadata.get(CLAIMED_NAME_KEY, "")
         if identity is None:
-            identity = metadata.get(CLAIMED_NAME_KEY, "")
+            identity = claimed
             if not identity:
                 raise AuthError(grpc.StatusCode.UNAUTHENTICATED, f"no identity: send {CLAIMED_NAME_KEY} metadata")
+        elif claimed and claimed != identity:
+            raise AuthError(grpc.StatusCode.UNAUTHENTICATED,
+                            f"client claims to be {claimed!r} but its credentials are {identity!r}'s")
         if self.allowed is not None and identity not in self.allowed:
             raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
                             f"client {identity!r} is not allowed to join (unknown or revoked)")

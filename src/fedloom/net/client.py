@@ -93,8 +93,10 @@ class ClientRuntime:
             whole run, so client-side state persists across rounds.
         server: ``HOST:PORT``.
         credentials: TLS channel credentials (see :func:`channel_credentials`); ``None`` = plaintext.
-        token: Per-client token, sent as ``authorization: Bearer``.
-        name: Identity claimed when the server runs without authentication.
+        token: Per-client token, sent as ``authorization: Bearer``; only over TLS (with no
+            ``credentials`` a token is refused with a :class:`ConfigError`).
+        name: Identity claimed: the identity when the server runs without authentication; otherwise
+            the server refuses it unless it matches what the credentials prove.
         heartbeat_s: Heartbeat interval.
         server_timeout_s: Reconnect when the server sends nothing (not even a heartbeat) this long.
         backoff_initial_s: First reconnect delay; doubles per failed attempt, with jitter.
@@ -127,6 +129,9 @@ class ClientRuntime:
         self.server = server
         self.credentials = credentials
         self.metadata: list[tuple[str, str]] = []
+        if token and credentials is None:
+            raise ConfigError("refusing to send the token over a plaintext channel (no TLS credentials): anyone on "
+                              "the path could read it and join as this client; connect with TLS")
         if token:
             self.metadata.append(("authorization", f"Bearer {token.strip()}"))
         if name:

@@ -33,6 +33,12 @@ __all__ = ["ServerConfig", "ClientConfig", "load_deployment"]
 
 MB = 1024 * 1024
 
+ALLOW_LIST_NEEDS_AUTH = (
+    "allowed_clients needs an authenticator: tokens (tokens_file, or credentials = a `fedloom certs` directory) "
+    "or client certificates (require_client_cert = true, over TLS); without one the names on the list are "
+    "claims any client can make, and an impostor could take a listed client's place"
+)
+
 
 @dataclass
 class ServerConfig:
@@ -50,7 +56,7 @@ class ServerConfig:
     server_key: str = ""
     tokens_file: str = ""
     require_client_cert: bool = False
-    allowed_clients: list[str] = field(default_factory=list)  # empty: every authenticated identity
+    allowed_clients: list[str] = field(default_factory=list)  # empty: every authenticated identity; needs auth
     checkpoint_dir: str = "server_run"
     max_message_mb: float = 2048.0
     chunk_kb: int = 2048
@@ -69,6 +75,8 @@ class ServerConfig:
         need(1 <= self.chunk_kb <= 3072, "chunk_kb must be in [1, 3072] (gRPC messages stay under 4 MB)")
         need(0 < self.heartbeat_s < self.heartbeat_timeout_s, "need 0 < heartbeat_s < heartbeat_timeout_s")
         need(self.max_clients >= 1, "max_clients must be >= 1")
+        need(not self.allowed_clients or bool(self.tokens_file or self.credentials or self.require_client_cert),
+             ALLOW_LIST_NEEDS_AUTH)
 
     @property
     def max_message_bytes(self) -> int:

@@ -1,7 +1,8 @@
 """Build and run a deployed server or client from configuration (what ``fedloom server``/``client`` call).
 
-The server builds the experiment exactly like ``fedloom run`` does (strategy, initial model and
-central evaluation from the :class:`~fedloom.config.RunConfig` keys), swaps the in-process pool for a
+The server builds the server side of the experiment exactly like ``fedloom run`` does (strategy,
+initial model and central evaluation from the :class:`~fedloom.config.RunConfig` keys; no clients,
+and under HE the public CKKS context only), swaps the in-process pool for a
 :class:`~fedloom.net.server.GrpcPool`, and runs the ordinary :class:`~fedloom.engine.FederatedLoop`
 with a checkpoint after every round. A round that cannot complete (too few clients) is retried
 from the last checkpoint, so it consumes no randomness twice and the run stays reproducible.
@@ -23,7 +24,7 @@ from fedloom.engine import RoundRecord, RunResult
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.net.auth import Authenticator, load_token_hashes
 from fedloom.net.client import ClientRuntime, channel_credentials
-from fedloom.net.config import ClientConfig, ServerConfig
+from fedloom.net.config import ALLOW_LIST_NEEDS_AUTH, ClientConfig, ServerConfig
 from fedloom.net.server import GrpcPool
 
 __all__ = ["build_pool", "run_server", "build_client", "run_client", "CHECKPOINT_NAME"]
@@ -51,9 +52,21 @@ def _server_files(scfg: ServerConfig) -> dict[str, str]:
     return files
 
 
+def _check_identity_rules(scfg: ServerConfig, files: dict[str, str], *, insecure: bool) -> None:
+    """Refuse a server that would take a client's word for its identity, or read tokens in plaintext."""
+    if insecure and files["tokens_file"]:
+        raise ConfigError("--insecure with tokens (tokens_file, or the tokens.json of credentials): tokens would "
+                          "travel in plaintext and anyone on the path could join as that client; drop --insecure "
+                          "(serve with TLS) or configure no tokens for a local experiment")
+    authenticated = bool(files["tokens_file"]) or (scfg.require_client_cert and not insecure)
+    if scfg.allowed_clients and not authenticated:
+        raise ConfigError(ALLOW_LIST_NEEDS_AUTH)
+
+
 def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) -> GrpcPool:
     """The gRPC pool ``scfg`` describes (not started). ``insecure``: plaintext, no TLS."""
     files = _server_files(scfg)
+    _check_identity_rules(scfg, files, insecure=insecure)
     token_hashes = load_token_hashes(files["tokens_file"]) if files["tokens_file"] else None
     creds = None
     if not insecure:
@@ -117,8 +130,11 @@ def run_server(
     ckpt = out / CHECKPOINT_NAME
     if ckpt.exists() and not resume:
         raise ConfigError(f"{ckpt} exists: pass --resume to continue that run, or choose another checkpoint_dir")
-    # min_clients_aggregate reaches every strategy through its constructor (wrappers such as central DP included)
-    sim = build_simulation(cfg, min_fit_results=scfg.min_clients_aggregate)
+    # min_clients_aggregate reaches every strategy through its constructor (wrappers such as central DP included);
+    # the server side builds no clients and, under HE, loads the public context only
+    sim = build_simulation(cfg, min_fit_results=scfg.min_clients_aggregate, side="server")
+    if cfg.encryption.he:
+        _check_server_keys(cfg.encryption.he_keys)
     min_start = scfg.min_clients_start or cfg.federation.clients
     pool = build_pool(scfg, min_clients=min_start, insecure=insecure).start()
     log.info("serving on port %d; waiting for %d clients", pool.port, min_start)
@@ -157,6 +173,15 @@ def run_server(
     return result
 
 
+def _check_server_keys(key_dir: str) -> None:
+    from fedloom.privacy.he.context import SECRET_FILE
+
+    log.info("HE: the server holds the public CKKS context only (%s)", Path(key_dir) / "public.tenseal")
+    if (Path(key_dir) / SECRET_FILE).exists():
+        log.warning("HE: %s is on the server's machine; the server never reads it, but whoever can read it can "
+                    "decrypt every update: give the server public.tenseal only", Path(key_dir) / SECRET_FILE)
+
+
 def _import_factory(spec: str):  # noqa: ANN202 - returns a ClientFn
     module, _, attr = spec.partition(":")
     if not module or not attr:
@@ -180,7 +205,7 @@ def build_client(cfg: RunConfig, ccfg: ClientConfig, name: str) -> Client:
         index = int(name)
     if index >= cfg.federation.clients:
         raise ConfigError(f"client index {index} but the config has clients = {cfg.federation.clients}")
-    return build_simulation(cfg).client_fn(str(index))
+    return build_simulation(cfg, side="client").client_fn(str(index))
 
 
 def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "", insecure: bool = False) -> str:
@@ -194,6 +219,9 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
 
     ca, cert, key, token_file = (pick(ccfg.ca_cert, "ca.pem"), pick(ccfg.client_cert, "client.pem"),
                                  pick(ccfg.client_key, "client.key"), pick(ccfg.token_file, "token"))
+    if insecure and token_file:
+        raise ConfigError(f"--insecure with a token ({token_file}): refusing to send it over a plaintext channel, "
+                          "where anyone on the path could read it and join as this client; drop --insecure (TLS)")
     token = _read(token_file, "token").decode().strip() if token_file else None
     if not name and cert:
         from cryptography import x509

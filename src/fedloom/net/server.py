@@ -31,7 +31,7 @@ from fedloom.core.parameters import ParamSpec
 from fedloom.core.pool import PoolResult
 from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
-from fedloom.errors import RoundFailedError, ValidationError
+from fedloom.errors import ConfigError, RoundFailedError, ValidationError
 from fedloom.net import wire
 from fedloom.net.auth import Authenticator, AuthError
 from fedloom.net.chunking import Assembler, MessageTooLarge
@@ -260,7 +260,8 @@ class GrpcPool:
     Args:
         address: ``HOST:PORT`` to listen on (port 0 picks a free one; see :attr:`port`).
         authenticator: Who may connect.
-        server_credentials: TLS credentials; ``None`` serves plaintext (local experiments only).
+        server_credentials: TLS credentials; ``None`` serves plaintext (local experiments only: then the
+            authenticator must check no credential, since tokens would travel in plaintext).
         min_clients: :meth:`available` waits (up to ``wait_clients_s``) until this many are connected.
         wait_clients_s: How long :meth:`available` waits for ``min_clients``.
         max_message_bytes: Largest result payload accepted from a client.
@@ -284,6 +285,9 @@ class GrpcPool:
         heartbeat_timeout_s: float = 30.0,
         max_clients: int = 512,
     ) -> None:
+        if server_credentials is None and (authenticator.use_tokens or authenticator.require_cert):
+            raise ConfigError("a plaintext server (no TLS) cannot authenticate clients: tokens would travel in "
+                              "plaintext and client certificates need TLS; serve with server_credentials")
         self.authenticator = authenticator
         self.min_clients = min_clients
         self.wait_clients_s = wait_clients_s

@@ -36,6 +36,8 @@ __all__ = [
     "load_context",
     "write_keys",
     "read_keys",
+    "read_public",
+    "read_secret",
     "slot_count",
     "key_id",
     "scale_bits_range",
@@ -127,16 +129,27 @@ def write_keys(out_dir: str | Path, *, poly_degree: int = 8192, scale_bits: int 
     return secret, public
 
 
+def _read_context(path: Path, *, private: bool) -> Any:
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: create keys with `fedloom he-keys --out {path.parent}`")
+    ctx = load_context(path.read_bytes())
+    if private and not ctx.is_private():
+        raise ConfigError(f"{path} holds no secret key")
+    if not private and ctx.is_private():
+        raise ConfigError(f"{path} holds a secret key: the server's copy must be public only")
+    return ctx
+
+
+def read_public(key_dir: str | Path) -> Any:
+    """The server's context: ``public.tenseal`` of ``key_dir`` (``secret.tenseal`` is never opened)."""
+    return _read_context(Path(key_dir) / PUBLIC_FILE, private=False)
+
+
+def read_secret(key_dir: str | Path) -> Any:
+    """A client's context: ``secret.tenseal`` of ``key_dir`` (it holds the public key as well)."""
+    return _read_context(Path(key_dir) / SECRET_FILE, private=True)
+
+
 def read_keys(key_dir: str | Path) -> tuple[Any, Any]:
-    """Load ``(secret context, public context)`` written by :func:`write_keys`."""
-    key_dir = Path(key_dir)
-    paths = [key_dir / SECRET_FILE, key_dir / PUBLIC_FILE]
-    for p in paths:
-        if not p.exists():
-            raise ConfigError(f"{p} does not exist: create keys with `fedloom he-keys --out {key_dir}`")
-    secret, public = (load_context(p.read_bytes()) for p in paths)
-    if not secret.is_private():
-        raise ConfigError(f"{paths[0]} holds no secret key")
-    if public.is_private():
-        raise ConfigError(f"{paths[1]} holds a secret key: the server's copy must be public only")
-    return secret, public
+    """Load ``(secret context, public context)`` written by :func:`write_keys` (both roles: simulation)."""
+    return read_secret(key_dir), read_public(key_dir)

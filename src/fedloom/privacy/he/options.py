@@ -18,7 +18,8 @@ class HEOptions:
     he_poly_degree: int = option(8192, "CKKS polynomial degree: 4096, 8192, 16384 or 32768 (slots = half).")
     he_scale: int = option(40, "CKKS scale as a power of two, in bits (40 means 2**40).")
     he_keys: str = option("", "Directory with secret.tenseal/public.tenseal from `fedloom he-keys` "
-                          "(default: fresh keys for the run).")
+                          "(default: fresh keys for the run). A deployed server reads public.tenseal "
+                          "only, a deployed client secret.tenseal only.")
 
     def validate(self) -> None:
         """Raise :class:`~fedloom.errors.ConfigError` for an invalid value (checked only with ``he``)."""
