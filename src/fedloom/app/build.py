@@ -282,6 +282,7 @@ def run_simulation(
     """Build and run the simulation ``config`` describes (defaults if omitted)."""
     cfg = config or RunConfig()
     sim = build_simulation(cfg)
+    _assign_example_counts(sim)
     # Simulated clients' own state (SCAFFOLD's c_i, ...) is saved beside the server checkpoint after
     # every round, so that a resumed simulation continues with it, as deployed clients would.
     if checkpoint_path is not None:
@@ -301,6 +302,16 @@ def run_simulation(
         loop.pool.close()
 
 
+def _assign_example_counts(sim: Simulation) -> None:
+    """In simulation the server knows how many training examples it gave each client: a FedAvg-family
+    strategy cuts every claimed count to that (a deployed server cannot, and caps claims at a
+    multiple of the round's median instead)."""
+    from fedloom.strategies import FedAvg
+
+    if isinstance(sim.strategy, FedAvg) and sim.strategy.assigned_examples is None:
+        sim.strategy.assigned_examples = {str(i): len(split.train) for i, split in enumerate(sim.splits)}
+
+
 def assemble_loop(
     sim: Simulation,
     pool: ClientPool,
@@ -312,7 +323,8 @@ def assemble_loop(
     """The round loop of a built experiment over any pool (in-process, Ray, gRPC).
 
     Applies what the config asks of the server side: the privacy pool wrapper (SecAgg+) and the
-    epsilon observer (first, so stores and progress bars see ``epsilon``), and the update codec.
+    epsilon observer (first, so stores and progress bars see ``epsilon``), the update codec and the
+    bound on the global model's change per round.
     """
     cfg = sim.config
     observers = [*privacy.privacy_observers(cfg), *observers]  # privacy: epsilon first, so stores see it
@@ -327,6 +339,7 @@ def assemble_loop(
         round_timeout=round_timeout,
         eval_every=cfg.federation.eval_every,
         codec=sim.codec,
+        max_model_change=cfg.federation.max_model_change,
     )
 
 

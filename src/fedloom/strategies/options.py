@@ -21,6 +21,11 @@ class StrategyOptions:
                              "averaging; fedavgm/fedadam/... are presets of it).", choices=lambda: SERVER_OPTS)
     clip_update_norm: float = option(0.0, "Norm bounding: clip each client update to this L2 norm before "
                                      "aggregating (0 = off).")
+    max_weight_ratio: float = option(10.0, "FedAvg family: cap the example count (weight) one client may claim at "
+                                     "this many times the round's median claimed count (0 = no cap; in simulation "
+                                     "a client's count is also cut to the size of the split it was given).")
+    max_norm_ratio: float = option(10.0, "FedAvg family: scale an update longer than this many times the round's "
+                                   "median update norm down to it before aggregating (0 = off).")
     trim_beta: float = option(0.1, "trimmed_mean: fraction of values trimmed from each end per coordinate, "
                               "in [0, 0.5).")
     byzantine_f: int = option(1, "krum/multikrum/bulyan: Byzantine clients tolerated (Krum needs >= 2f+3 "
@@ -43,6 +48,10 @@ class StrategyOptions:
             SERVER_OPTS.get(self.server_opt)
         self.effective_aggregator()
         need(self.clip_update_norm >= 0, f"clip_update_norm must be >= 0 (0 = off), got {self.clip_update_norm}")
+        need(self.max_weight_ratio == 0 or self.max_weight_ratio >= 1,
+             f"max_weight_ratio must be 0 (no cap) or >= 1, got {self.max_weight_ratio}")
+        need(self.max_norm_ratio == 0 or self.max_norm_ratio >= 1,
+             f"max_norm_ratio must be 0 (off) or >= 1, got {self.max_norm_ratio}")
         need(0.0 <= self.trim_beta < 0.5, f"trim_beta must be in [0, 0.5), got {self.trim_beta}")
         need(self.byzantine_f >= 0, f"byzantine_f must be >= 0, got {self.byzantine_f}")
         need(self.multikrum_m >= 0, f"multikrum_m must be >= 0 (0 = results - byzantine_f), got {self.multikrum_m}")
