@@ -127,6 +127,9 @@ class Strategy(ABC):
     """
 
     local_trainer: str = "auto"
+    max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO
+    """Federated evaluation (and FedAvg's aggregation) caps a client's example count at this many times
+    the round's median claimed count (:func:`cap_weights`; 0 = no cap)."""
 
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
         """Create the state for round 0 from initial parameters."""
@@ -161,14 +164,19 @@ class Strategy(ABC):
         results: Sequence[tuple[ClientId, EvaluateRes]],
         failures: Sequence[Failure],
     ) -> Metrics:
-        """Combine client evaluations: example-weighted mean loss and metrics."""
+        """Combine client evaluations: example-weighted mean loss and metrics.
+
+        Each client's example count is capped at :attr:`max_weight_ratio` times the round's median
+        count (:func:`cap_weights`), so one client claiming a huge count cannot set the result.
+        """
         if not results:
             return {}
-        total = sum(r.num_examples for _, r in results)
+        counts = cap_weights([r.num_examples for _, r in results], self.max_weight_ratio)
+        total = float(counts.sum())
         if total == 0:
             return {}
-        out: Metrics = {"loss": sum(r.loss * r.num_examples for _, r in results) / total}
-        out.update(weighted_mean_metrics([(r.num_examples, r.metrics) for _, r in results]))
+        out: Metrics = {"loss": sum(r.loss * n for (_, r), n in zip(results, counts, strict=True)) / total}
+        out.update(weighted_mean_metrics([(n, r.metrics) for (_, r), n in zip(results, counts, strict=True)]))
         return out
 
     def evaluate(self, state: ServerState, rnd: int) -> EvaluateRes | None:

@@ -2,19 +2,23 @@
 
 Every backend runs a client's result through :func:`check_update` before a strategy sees it, so a
 malformed or poisoned-by-NaN update is a failure of that client, never a crash of the round.
-After a strategy has aggregated, :func:`check_global_model` checks the new global model before
-the round is committed (finite, and not absurdly far from the previous one).
+Federated-evaluation results go through :func:`check_evaluate_result` the same way. After a
+strategy has aggregated, :func:`check_global_model` checks the new global model before the round
+is committed (finite, and not absurdly far from the previous one).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from fedloom.core.parameters import Parameters, ParamSpec
-from fedloom.core.types import FitRes
+from fedloom.core.types import EvaluateRes, FitRes
 from fedloom.errors import ValidationError
 
-__all__ = ["check_update", "check_fit_result", "check_global_model",
+__all__ = ["check_update", "check_fit_result", "check_evaluate_result", "check_global_model",
            "DEFAULT_MAX_MODEL_CHANGE"]
 
 DEFAULT_MAX_MODEL_CHANGE = 1000.0
@@ -47,6 +51,33 @@ def check_fit_result(res: object, expected: ParamSpec) -> None:
     if isinstance(res.num_examples, bool) or not isinstance(res.num_examples, int) or res.num_examples < 0:
         raise ValidationError(f"num_examples must be a non-negative int, got {res.num_examples!r}")
     check_update(res.parameters, expected)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_evaluate_result(res: object) -> None:
+    """Validate a client's federated-evaluation result (type, example count, loss, metrics).
+
+    The loss must be a finite number; the example count a non-negative int; every numeric metric
+    finite, and an ``accuracy`` within ``[0, 1]``. Example counts are not bounded here: the
+    weighted mean caps them (:func:`~fedloom.core.strategy.cap_weights`).
+    """
+    if not isinstance(res, EvaluateRes):
+        raise ValidationError(f"evaluate must return EvaluateRes, got {type(res).__name__}")
+    if isinstance(res.num_examples, bool) or not isinstance(res.num_examples, int) or res.num_examples < 0:
+        raise ValidationError(f"num_examples must be a non-negative int, got {res.num_examples!r}")
+    if not _is_number(res.loss) or not math.isfinite(res.loss):
+        raise ValidationError(f"loss must be a finite number, got {res.loss!r}")
+    if not isinstance(res.metrics, dict):
+        raise ValidationError(f"metrics must be a dict, got {type(res.metrics).__name__}")
+    for key, value in res.metrics.items():
+        number = float(value) if _is_number(value) else None  # type: ignore[arg-type]
+        if number is not None and not math.isfinite(number):
+            raise ValidationError(f"metric {key!r} is not finite: {value!r}")
+        if key == "accuracy" and (number is None or not 0.0 <= number <= 1.0):
+            raise ValidationError(f"metric 'accuracy' must be a number in [0, 1], got {value!r}")
 
 
 def check_global_model(old: Parameters, new: Parameters, *, max_change: float = DEFAULT_MAX_MODEL_CHANGE) -> None:

@@ -25,13 +25,19 @@ from typing import Any, Protocol
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.pool import ClientPool
 from fedloom.core.strategy import Failure, ServerState, Strategy
-from fedloom.core.types import ClientId, Config, FitRes
-from fedloom.core.validation import DEFAULT_MAX_MODEL_CHANGE, check_fit_result, check_global_model
+from fedloom.core.types import ClientId, Config, EvaluateRes, FitRes
+from fedloom.core.validation import (
+    DEFAULT_MAX_MODEL_CHANGE,
+    check_evaluate_result,
+    check_fit_result,
+    check_global_model,
+)
 from fedloom.engine.checkpoint import load_checkpoint, restore_components, save_checkpoint
 from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
 from fedloom.errors import RoundFailedError, StopTraining, ValidationError
 
-__all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed", "validate_results"]
+__all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed", "validate_results",
+           "validate_evaluate_results"]
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +237,8 @@ class FederatedLoop:
                 if self.codec is not None:
                     eval_tasks = encode_broadcast(self.codec, eval_tasks)
                 ev = self.pool.evaluate(eval_tasks, timeout=self.round_timeout)
+                ev.results, bad = validate_evaluate_results(ev.results)
+                ev.failures.extend(bad)
                 for key, value in self.strategy.aggregate_evaluate(state, rnd, ev.results, ev.failures).items():
                     metrics[f"fed_{key}"] = _as_float(value)
                 bytes_down += ev.stats.bytes_down
@@ -255,6 +263,24 @@ def validate_results(
         except Exception as exc:
             log.warning("rejected update from client %s: %s", cid, exc)
             rejected.append(Failure(cid, f"invalid update: {exc}"))
+        else:
+            valid.append((cid, res))
+    return valid, rejected
+
+
+def validate_evaluate_results(
+    results: Sequence[tuple[ClientId, EvaluateRes]],
+) -> tuple[list[tuple[ClientId, EvaluateRes]], list[Failure]]:
+    """Split federated-evaluation results into valid ones and failures (NaN/inf loss or metrics,
+    bad example counts, an accuracy outside [0, 1])."""
+    valid: list[tuple[ClientId, EvaluateRes]] = []
+    rejected: list[Failure] = []
+    for cid, res in results:
+        try:
+            check_evaluate_result(res)
+        except Exception as exc:
+            log.warning("rejected evaluation from client %s: %s", cid, exc)
+            rejected.append(Failure(cid, f"invalid evaluation: {exc}"))
         else:
             valid.append((cid, res))
     return valid, rejected
