@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.pool import ClientPool
 from fedloom.core.strategy import Failure, ServerState, Strategy
@@ -32,7 +33,7 @@ from fedloom.core.validation import (
     check_fit_result,
     check_global_model,
 )
-from fedloom.engine.checkpoint import load_checkpoint, restore_components, save_checkpoint
+from fedloom.engine.checkpoint import load_checkpoint, load_client_states, restore_components, save_checkpoint
 from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
 from fedloom.errors import RoundFailedError, StopTraining, ValidationError
 
@@ -100,6 +101,9 @@ class FederatedLoop:
         max_model_change: A round whose new global model moved more than this many times the
             previous model's L2 norm (floored at 1) fails (0: no bound); a non-finite new model
             always fails (:func:`~fedloom.core.validation.check_global_model`).
+        client_states: The simulated clients' state store (SCAFFOLD's ``c_i``, DP-SGD step counts,
+            error-feedback residuals), written into the same checkpoint file as the server state,
+            in the same atomic write, and restored by :meth:`resume_state`.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class FederatedLoop:
         eval_every: int = 1,
         codec: RoundCodec | None = None,
         max_model_change: float = DEFAULT_MAX_MODEL_CHANGE,
+        client_states: ClientStateStore | None = None,
     ) -> None:
         if max_model_change < 0:
             raise ValueError(f"max_model_change must be >= 0 (0 = no bound), got {max_model_change}")
@@ -128,12 +133,15 @@ class FederatedLoop:
         self.eval_every = max(1, eval_every)
         self.codec = codec
         self.max_model_change = max_model_change
+        self.client_states = client_states
 
     def resume_state(self) -> tuple[ServerState, list[RoundRecord]] | None:
         """The state and history stored at ``checkpoint_path``, if a checkpoint exists.
 
         The typed components (optimizer moments, control variates, ...) are rebuilt against the
-        ones ``strategy.initialize`` makes for the stored parameters (same types and fields).
+        ones ``strategy.initialize`` makes for the stored parameters (same types and fields). With
+        ``client_states``, the clients' state saved in the same checkpoint is loaded into it (so it
+        belongs to the same round as the server state).
 
         Raises:
             ValidationError: the checkpoint's components do not fit this strategy.
@@ -147,6 +155,8 @@ class FederatedLoop:
         except ValidationError as exc:
             raise ValidationError(f"cannot resume {self.strategy!r} from {self.checkpoint_path}: {exc}") from exc
         history = [RoundRecord(int(h["round"]), dict(h["metrics"])) for h in extra.get("history", [])]
+        if self.client_states is not None and not load_client_states(self.checkpoint_path, self.client_states):
+            log.info("the checkpoint %s holds no client state (written without it)", self.checkpoint_path)
         return state, history
 
     def run(
@@ -172,6 +182,7 @@ class FederatedLoop:
                     self.checkpoint_path,
                     state,
                     {"history": [{"round": h.round, "metrics": h.metrics} for h in history]},
+                    client_states=self.client_states,
                 )
             try:
                 for obs in self.observers:
