@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from fedloom.core.options import need, option
@@ -26,8 +27,9 @@ class StrategyOptions:
                                      "a client's count is also cut to the size of the split it was given).")
     max_norm_ratio: float = option(10.0, "FedAvg family: scale an update longer than this many times the round's "
                                    "median update norm down to it before aggregating (0 = off).")
-    trim_beta: float = option(0.1, "trimmed_mean: fraction of values trimmed from each end per coordinate, "
-                              "in [0, 0.5).")
+    trim_beta: float = option(0.2, "trimmed_mean: fraction of values trimmed from each end per coordinate, "
+                              "in [0, 0.5); it tolerates that fraction of attackers (0.2: the 20% the docs and "
+                              "benchmarks use).")
     byzantine_f: int = option(1, "krum/multikrum/bulyan: Byzantine clients tolerated (Krum needs >= 2f+3 "
                               "results per round, Bulyan >= 4f+3).")
     multikrum_m: int = option(0, "multikrum: updates averaged (0 = results - byzantine_f).")
@@ -61,6 +63,20 @@ class StrategyOptions:
         need(0.0 <= self.beta1 < 1.0, f"beta1 must be in [0, 1), got {self.beta1}")
         need(0.0 <= self.beta2 < 1.0, f"beta2 must be in [0, 1), got {self.beta2}")
         need(self.tau > 0, f"tau must be > 0, got {self.tau}")
+
+    def tolerated(self, cohort: int) -> int | None:
+        """How many Byzantine clients among ``cohort`` results the selected aggregator is built to withstand:
+        0 for the mean (the weight and norm caps bound one client's influence, they do not remove it),
+        fewer than half for the median, ``floor(trim_beta * n)`` for the trimmed mean, ``byzantine_f``
+        for Krum, Multi-Krum and Bulyan; ``None`` for an aggregator it does not know (a plugin)."""
+        name = self.effective_aggregator()
+        if name == "median":
+            return max(0, (cohort - 1) // 2)
+        if name == "trimmed_mean":
+            return int(math.floor(self.trim_beta * cohort + 1e-9))
+        if name in ("krum", "multikrum", "bulyan"):
+            return self.byzantine_f
+        return 0 if name == "mean" else None
 
     def effective_aggregator(self) -> str:
         """The aggregator name selected (``--aggregator``, or a robust ``--strategy`` alias)."""
