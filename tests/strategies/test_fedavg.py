@@ -111,6 +111,7 @@ def test_one_clients_weight_is_capped_at_ten_times_the_median_claim_or_its_assig
     known = FedAvg(assigned_examples={"0": 10, "2": 11})  # simulation: the server gave client 2 eleven examples
     assert known.client_weights(results).tolist() == [10.0, 12.0, 11.0]
     assert FedAvg(weighted=False).client_weights(results).tolist() == [1.0, 1.0, 1.0]
+    assert FedAvg(max_weight_ratio=0, assigned_examples={"2": 11}).client_weights(results).tolist() == [10, 12, 1e15]
     with pytest.raises(ConfigError, match="max_weight_ratio must be 0"):
         FedAvg(max_weight_ratio=0.5)
 

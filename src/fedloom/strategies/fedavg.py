@@ -79,9 +79,9 @@ class FedAvg(Strategy):
         server_opt: How the aggregated update moves the global model; defaults to
             :func:`~fedloom.strategies.server_opts.sgd` with ``lr=1.0`` (plain FedAvg).
         max_weight_ratio: Cap on the example count (the weight) one client may claim: this many
-            times the round's median claimed count (:func:`~fedloom.core.strategy.cap_weights`);
-            ``0`` turns it off. A client whose count the server knows (:attr:`assigned_examples`)
-            is capped at that count instead.
+            times the round's median claimed count (:func:`~fedloom.core.strategy.cap_weights`).
+            A client whose count the server knows (:attr:`assigned_examples`) is capped at that
+            count instead. ``0`` turns both off.
         max_norm_ratio: Bound on one client's update: an update longer than this many times the
             round's median update norm is scaled down to it before aggregating
             (:func:`bound_update_norms`); ``0`` turns it off.
@@ -171,8 +171,11 @@ class FedAvg(Strategy):
 
     def example_counts(self, results: Sequence[tuple[ClientId, FitRes]]) -> np.ndarray:
         """The example counts the server accepts: each claim cut to the client's assigned count when
-        the server knows it, else capped at ``max_weight_ratio`` times the round's median claim."""
+        the server knows it, else capped at ``max_weight_ratio`` times the round's median claim
+        (``max_weight_ratio = 0``: the claims as they are)."""
         claimed = np.array([float(r.num_examples) for _, r in results], dtype=np.float64)
+        if self.max_weight_ratio <= 0:
+            return claimed
         known = self.assigned_examples or {}
         unknown = np.array([cid not in known for cid, _ in results], dtype=bool)
         counts = claimed.copy()

@@ -23,8 +23,8 @@ class StrategyOptions:
     clip_update_norm: float = option(0.0, "Norm bounding: clip each client update to this L2 norm before "
                                      "aggregating (0 = off).")
     max_weight_ratio: float = option(10.0, "FedAvg family: cap the example count (weight) one client may claim at "
-                                     "this many times the round's median claimed count (0 = no cap; in simulation "
-                                     "a client's count is also cut to the size of the split it was given).")
+                                     "this many times the round's median claimed count; in simulation a claim is "
+                                     "cut to the size of the split the client was given instead (0 = no cap).")
     max_norm_ratio: float = option(10.0, "FedAvg family: scale an update longer than this many times the round's "
                                    "median update norm down to it before aggregating (0 = off).")
     trim_beta: float = option(0.2, "trimmed_mean: fraction of values trimmed from each end per coordinate, "
