@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["startup", "simulation", "transport", "privacy", "communication", "robustness", "fedprox_synthetic"]
+SECTIONS = ["startup", "simulation", "transport", "privacy", "communication", "robustness", "adversarial",
+            "fedprox_synthetic"]
 OVERVIEW = ROOT / "benchmarks" / "OVERVIEW.md"
 
 

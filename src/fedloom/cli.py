@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,7 @@ def run_cmd(config_path: str | None, **overrides: Any) -> None:
     from fedloom.runs.runner import execute_run
 
     cfg = load_config(config_path, overrides)
+    _robustness_notice(cfg)
     summary, out = execute_run(cfg)
     summary_table(summary)
     final = summary["final"]
@@ -100,6 +102,45 @@ def run_cmd(config_path: str | None, **overrides: Any) -> None:
     if "loss" in final:
         click.echo(f"final loss: {final['loss']:.4f}")
     click.echo(f"run directory: {out}")
+
+
+def _robustness_notice(cfg: Any) -> None:
+    """Say which fraction of attackers the aggregator tolerates (with a robust aggregator or a simulated
+    attack), and warn when the simulated attackers are more than that."""
+    from fedloom.app.rules import cohort_size
+    from fedloom.scenarios.attacks import choose_attackers
+
+    alg, scen = cfg.algorithm, cfg.scenarios
+    name = alg.effective_aggregator()
+    attacked = scen.attack != "none" and scen.attackers > 0
+    if name == "mean" and not attacked:
+        return
+    n, population = cohort_size(cfg), cfg.federation.clients
+    tolerated = alg.tolerated(n)
+    if tolerated is None:
+        return
+    setting = {"trimmed_mean": f" (trim_beta {alg.trim_beta:g})", "krum": f" (byzantine_f {alg.byzantine_f})",
+               "multikrum": f" (byzantine_f {alg.byzantine_f})", "bulyan": f" (byzantine_f {alg.byzantine_f})"}
+    click.echo(f"{name}{setting.get(name, '')} tolerates up to {tolerated} of the {n} clients of a round "
+               f"({tolerated / n:.0%})" + ("; the weight and norm caps only bound one client's influence"
+                                           if name == "mean" else ""))
+    if not attacked:
+        return
+    attackers = len(choose_attackers(population, scen.attackers, seed=cfg.run.seed))
+    if attackers / population <= tolerated / n + 1e-9:
+        return
+    per_round = math.ceil(attackers / population * n - 1e-9)
+    needs = {"krum": 2 * per_round + 3, "multikrum": 2 * per_round + 3, "bulyan": 4 * per_round + 3}
+    if name == "trimmed_mean" and per_round / n < 0.5:
+        advice = f"raise --trim-beta {per_round / n:g}"
+    elif name in needs and n >= needs[name]:
+        advice = f"set --byzantine-f {per_round}"
+    elif per_round < n / 2:
+        advice = "use --aggregator median (it tolerates fewer than half)"
+    else:
+        advice = "no aggregator tolerates half or more of the clients"
+    click.echo(f"WARNING: --attackers {scen.attackers:g} makes {attackers} of the {population} clients attackers, "
+               f"more than the {tolerated} {name} tolerates per round: {advice}", err=True)
 
 
 @cli.command("report")

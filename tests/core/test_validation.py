@@ -37,3 +37,16 @@ def test_bad_example_counts(bad):
 def test_wrong_result_type():
     with pytest.raises(ValidationError, match="FitRes"):
         check_fit_result({"w": 1}, GLOBAL.spec())
+
+
+def test_evaluate_results_need_a_finite_loss_a_count_and_finite_metrics() -> None:
+    from fedloom.core import EvaluateRes, check_evaluate_result
+
+    check_evaluate_result(EvaluateRes(np.float32(0.5), 3, {"accuracy": np.float64(1.0), "name": "x", "ok": True}))
+    for bad, message in [(EvaluateRes(float("nan"), 3), "loss must be a finite number"),
+                         (EvaluateRes(0.5, -1), "num_examples must be a non-negative int"),
+                         (EvaluateRes(0.5, 3, {"f1": float("inf")}), "metric 'f1' is not finite"),
+                         (EvaluateRes(0.5, 3, {"accuracy": 2.0}), r"'accuracy' must be a number in \[0, 1\]"),
+                         ("not a result", "evaluate must return EvaluateRes")]:
+        with pytest.raises(ValidationError, match=message):
+            check_evaluate_result(bad)

@@ -146,3 +146,15 @@ def test_label_flip_set_up_twice_still_flips_once() -> None:
     got = MaliciousClient(client, attack="label_flip").fit_task(FitIns(w, {"seed": 1}))
     want = make(2 - y).fit(w, {"seed": 1})
     np.testing.assert_array_equal(got.parameters.flatten(), want.parameters.flatten())
+
+
+def test_scale_boosts_the_honest_update_and_huge_weight_flips_it_and_claims_1e15_examples() -> None:
+    from fedloom.scenarios import ATTACKS
+    from fedloom.scenarios.attacks import HUGE_NUM_EXAMPLES
+
+    assert {"scale", "huge_weight"} <= set(ATTACKS.names()) and ATTACKS.entry("huge_weight").help
+    boosted = MaliciousClient(_Fixed([2.0, 0.5]), attack="scale", scale=1000.0).fit_task(FitIns(W0, {"seed": 1}))
+    assert boosted.parameters["w"].tolist() == [1001.0, -499.0] and boosted.num_examples == 7  # W0 + 1000 * [1, -.5]
+    heavy = MaliciousClient(_Fixed([2.0, 0.5]), attack="huge_weight").fit_task(FitIns(W0, {"seed": 1}))
+    assert heavy.parameters["w"].tolist() == [0.0, 1.5] and heavy.num_examples == HUGE_NUM_EXAMPLES == 10**15
+    assert heavy.metrics["malicious"] == 1

@@ -98,3 +98,32 @@ def test_simulate_end_to_end_with_failing_and_nan_clients(fixed_client_cls):
     result = simulate(client_fn, num_clients=4, strategy=FedAvg(), rounds=1, initial_parameters=GLOBAL)
     np.testing.assert_allclose(result.parameters["w"], [0.5, 0.5])
     assert result.history[0].metrics["fit_failures"] == 2
+
+
+def test_one_clients_weight_is_capped_at_ten_times_the_median_claim_or_its_assigned_count() -> None:
+    from fedloom.core.strategy import cap_weights
+
+    assert cap_weights([10, 12, 9, 10**15], 10.0).tolist() == [10.0, 12.0, 9.0, 100.0]
+    assert cap_weights([10, 10**15], 10.0).tolist() == [10.0, 100.0]  # the lower median: the outlier never sets it
+    assert cap_weights([10, 10**15], 0.0).tolist() == [10.0, 1e15]  # 0 = off
+    results = [(str(i), FitRes(Parameters({"w": np.zeros(1)}), n)) for i, n in enumerate([10, 12, 10**15])]
+    assert FedAvg().client_weights(results).tolist() == [10.0, 12.0, 120.0]
+    known = FedAvg(assigned_examples={"0": 10, "2": 11})  # simulation: the server gave client 2 eleven examples
+    assert known.client_weights(results).tolist() == [10.0, 12.0, 11.0]
+    assert FedAvg(weighted=False).client_weights(results).tolist() == [1.0, 1.0, 1.0]
+    assert FedAvg(max_weight_ratio=0, assigned_examples={"2": 11}).client_weights(results).tolist() == [10, 12, 1e15]
+    with pytest.raises(ConfigError, match="max_weight_ratio must be 0"):
+        FedAvg(max_weight_ratio=0.5)
+
+
+def test_an_update_longer_than_ten_median_norms_is_scaled_down() -> None:
+    from fedloom.strategies.fedavg import bound_update_norms
+
+    updates = [np.array([1.0, 0.0]), np.array([0.0, 2.0]), np.array([3e38, 0.0])]
+    out, n = bound_update_norms(updates, 10.0)
+    assert n == 1 and out[2].tolist() == [20.0, 0.0] and out[0] is updates[0]
+    assert bound_update_norms(updates, 0.0) == (updates, 0)
+    big = np.full(4, 1e300)  # squares overflow float64: the norm is computed scaled
+    assert bound_update_norms([np.ones(4), np.ones(4), big], 10.0)[0][2] == pytest.approx(np.full(4, 10.0))
+    same = [np.zeros(3), np.zeros(3), np.ones(3)]  # the median client did not move: nothing to scale by
+    assert bound_update_norms(same, 10.0)[1] == 0

@@ -90,7 +90,12 @@ def test_run_simulation_resume_keeps_simulated_client_state(tmp_path: Path) -> N
     expected = run_simulation(cfg)
     ckpt = tmp_path / "ckpt.safetensors"
     run_simulation(cfg.replace(rounds=STOP), checkpoint_path=ckpt)
-    assert Path(f"{ckpt}.clients").exists()
+    # the clients' state (SCAFFOLD's c_i) is saved inside the checkpoint, in the same atomic write
+    from fedloom.core import ClientStateStore
+    from fedloom.engine import load_client_states
+
+    saved = ClientStateStore()
+    assert load_client_states(ckpt, saved) and saved.nbytes > 0
     resumed = run_simulation(cfg, checkpoint_path=ckpt, resume=True)
     for name in expected.parameters:
         np.testing.assert_array_equal(resumed.parameters[name], expected.parameters[name])

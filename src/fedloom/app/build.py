@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ __all__ = ["Simulation", "Side", "assemble_loop", "build_simulation", "run_simul
 
 Side = Literal["both", "server", "client"]
 """The roles a process plays: a simulation plays both; ``fedloom server`` and ``fedloom client`` one each."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -300,23 +303,43 @@ def run_simulation(
     """Build and run the simulation ``config`` describes (defaults if omitted)."""
     cfg = config or RunConfig()
     sim = build_simulation(cfg)
-    # Simulated clients' own state (SCAFFOLD's c_i, ...) is saved beside the server checkpoint after
-    # every round, so that a resumed simulation continues with it, as deployed clients would.
-    if checkpoint_path is not None:
-        client_file = Path(f"{checkpoint_path}.clients")
-        if resume and client_file.exists():
-            sim.client_states.load(client_file)
-        observers = [_SaveClientStates(sim.client_states, client_file), *observers]
+    _assign_example_counts(sim)
+    # Simulated clients' own state (SCAFFOLD's c_i, DP-SGD step counts, error-feedback residuals) is
+    # written into the server checkpoint, in the same atomic write, so that a resumed simulation
+    # continues with the clients' state of the same round, as deployed clients would.
+    client_states = sim.client_states if checkpoint_path is not None else None
     pool = make_run_pool(cfg, sim)
-    loop = assemble_loop(sim, pool, observers=observers, checkpoint_path=checkpoint_path)
+    loop = assemble_loop(sim, pool, observers=observers, checkpoint_path=checkpoint_path, client_states=client_states)
     try:
         resumed = loop.resume_state() if resume else None
         if resumed is not None:
+            _load_legacy_client_states(sim, Path(str(checkpoint_path)))
             state, history = resumed
             return loop.run(state=state, history=history)
         return loop.run(sim.initial_parameters)
     finally:
         loop.pool.close()
+
+
+def _assign_example_counts(sim: Simulation) -> None:
+    """In simulation the server knows how many training examples it gave each client: a FedAvg-family
+    strategy cuts every claimed count to that (a deployed server cannot, and caps claims at a
+    multiple of the round's median instead)."""
+    from fedloom.strategies import FedAvg
+
+    if isinstance(sim.strategy, FedAvg) and sim.strategy.assigned_examples is None:
+        sim.strategy.assigned_examples = {str(i): len(split.train) for i, split in enumerate(sim.splits)}
+
+
+def _load_legacy_client_states(sim: Simulation, checkpoint_path: Path) -> None:
+    """Checkpoints written before the client state moved into them kept it in ``<checkpoint>.clients``."""
+    from fedloom.engine import load_client_states
+
+    legacy = Path(f"{checkpoint_path}.clients")
+    if legacy.exists() and not load_client_states(checkpoint_path, ClientStateStore()):
+        log.warning("resuming with the client state of %s, written separately by an older fedloom: it may "
+                    "belong to another round than the checkpoint", legacy)
+        sim.client_states.load(legacy)
 
 
 def assemble_loop(
@@ -326,11 +349,14 @@ def assemble_loop(
     observers: Sequence[RoundObserver] = (),
     checkpoint_path: str | Path | None = None,
     round_timeout: float | None = None,
+    client_states: ClientStateStore | None = None,
 ) -> FederatedLoop:
     """The round loop of a built experiment over any pool (in-process, Ray, gRPC).
 
     Applies what the config asks of the server side: the privacy pool wrapper (SecAgg+) and the
-    epsilon observer (first, so stores and progress bars see ``epsilon``), and the update codec.
+    epsilon observer (first, so stores and progress bars see ``epsilon``), the update codec and the
+    bound on the global model's change per round. ``client_states``: the simulated clients' state,
+    checkpointed with the server state (a deployment leaves it out: its clients keep their own).
     """
     cfg = sim.config
     observers = [*privacy.privacy_observers(cfg), *observers]  # privacy: epsilon first, so stores see it
@@ -345,15 +371,6 @@ def assemble_loop(
         round_timeout=round_timeout,
         eval_every=cfg.federation.eval_every,
         codec=sim.codec,
+        max_model_change=cfg.federation.max_model_change,
+        client_states=client_states,
     )
-
-
-class _SaveClientStates:
-    """Round observer: write the simulated clients' state store (only when it holds something)."""
-
-    def __init__(self, store: ClientStateStore, path: Path) -> None:
-        self.store, self.path = store, path
-
-    def on_round_end(self, record: object, state: object) -> None:
-        if self.store.nbytes:  # stateless clients leave only empty entries: nothing to write
-            self.store.save(self.path)

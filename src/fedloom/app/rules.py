@@ -41,6 +41,9 @@ def cohort_size(cfg: RunConfig) -> int:
     return min(f.clients, max(min(f.min_clients, f.clients), math.ceil(f.fraction * f.clients - 1e-9)))
 
 
+_AGGREGATOR_NAMES = {"krum": "Krum", "multikrum": "Multi-Krum", "bulyan": "Bulyan", "median": "coordinate median",
+                     "trimmed_mean": "trimmed mean"}
+
 _PRESETS = ("fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold")
 """Strategies that are FedAvg with a server optimizer of their own (no ``--server-opt`` on top)."""
 
@@ -50,20 +53,38 @@ def _central_dp(cfg: RunConfig) -> bool:
 
 
 def _plain_mean(cfg: RunConfig) -> bool:
-    return cfg.algorithm.effective_aggregator() == "mean" and cfg.algorithm.clip_update_norm == 0
+    return _mean(cfg) and cfg.algorithm.clip_update_norm == 0
+
+
+def _mean(cfg: RunConfig) -> bool:
+    return cfg.algorithm.effective_aggregator() == "mean"
+
+
+def _probe(cfg: RunConfig) -> object | None:
+    """An instance of the configured strategy (no data needed), or ``None`` for a plugin strategy that
+    needs more than its options."""
+    from fedloom.strategies import STRATEGIES, WeightedMean
+
+    try:
+        return STRATEGIES.get(cfg.algorithm.strategy)(cfg.algorithm, {"aggregator": WeightedMean()})
+    except ConfigError:
+        raise
+    except Exception:
+        return None
 
 
 def _fedavg_family(cfg: RunConfig) -> bool:
     """Whether the configured strategy is FedAvg or builds on it (a probe instance, no data needed)."""
-    from fedloom.strategies import STRATEGIES, FedAvg, WeightedMean
+    from fedloom.strategies import FedAvg
 
-    try:
-        probe = STRATEGIES.get(cfg.algorithm.strategy)(cfg.algorithm, {"aggregator": WeightedMean()})
-    except ConfigError:
-        raise
-    except Exception:  # a plugin strategy that needs more than its options is not assumed to be FedAvg
-        return False
-    return isinstance(probe, FedAvg)
+    return isinstance(_probe(cfg), FedAvg)
+
+
+def _scaffold(cfg: RunConfig) -> bool:
+    """Whether the configured strategy is SCAFFOLD (or builds on it): it needs each client's control-variate change."""
+    from fedloom.strategies import Scaffold
+
+    return isinstance(_probe(cfg), Scaffold)
 
 
 def _secagg_quantizer_fails(cfg: RunConfig) -> str | None:
@@ -95,13 +116,44 @@ RULES: list[Rule] = [
                     "SecAgg+ already quantizes updates into its ring (that is its compression); use "
                     "--compression none")),
     Rule("secagg-needs-mean",
-         lambda c: c.privacy.secagg and not (_fedavg_family(c) and _plain_mean(c)),
+         lambda c: c.privacy.secagg and not (_fedavg_family(c) and _mean(c)),
          lambda c: (f"--secagg gives the server only the sum of the updates; strategy {c.algorithm.strategy!r} "
                     f"with aggregator {c.algorithm.effective_aggregator()!r} needs individual updates (robust "
                     "aggregators cannot run on a single sum). Use a FedAvg-family strategy with the weighted mean.")),
+    Rule("secagg-clip-update-norm",
+         lambda c: c.privacy.secagg and c.algorithm.clip_update_norm > 0,
+         lambda c: ("--clip-update-norm bounds each update on the server, which under --secagg only sees their sum; "
+                    "SecAgg+ clients already clip their own update to --clip before masking it: set --clip "
+                    f"{c.algorithm.clip_update_norm:g} instead")),
+    Rule("secagg-scaffold",
+         lambda c: c.privacy.secagg and _scaffold(c),
+         lambda c: ("--secagg cannot run SCAFFOLD: the server would get only the sum of the model updates, but "
+                    "SCAFFOLD's server needs every client's control-variate change (delta c_i) beside it, so "
+                    "every round would fail. Use --strategy fedavg or fedprox with --secagg, or SCAFFOLD "
+                    "without secure aggregation")),
     Rule("central-dp-needs-fedavg",
          lambda c: _central_dp(c) and not _fedavg_family(c),
          lambda c: f"--dp {c.privacy.dp} wraps FedAvg-family strategies, not {c.algorithm.strategy!r}"),
+    Rule("central-dp-aggregator",
+         lambda c: _central_dp(c) and _fedavg_family(c) and not _mean(c),
+         lambda c: (f"--dp {c.privacy.dp} cannot use the aggregator {c.algorithm.effective_aggregator()!r} "
+                    f"({_AGGREGATOR_NAMES.get(c.algorithm.effective_aggregator(), 'robust aggregation')}): "
+                    "DP-FedAvg clips every update to --clip and noises their plain sum, so the aggregator would "
+                    "be dropped without a word (and a selection of individual updates would break the "
+                    "sensitivity the noise is calibrated to). Use --aggregator mean with central DP (each "
+                    "client's influence is already bounded by --clip), or the robust aggregator with --dp local "
+                    "or without DP")),
+    Rule("central-dp-clip-update-norm",
+         lambda c: _central_dp(c) and _fedavg_family(c) and _mean(c) and c.algorithm.clip_update_norm > 0,
+         lambda c: (f"--clip-update-norm would be ignored under --dp {c.privacy.dp}: central DP clips every "
+                    f"update to its own --clip norm; set --clip {c.algorithm.clip_update_norm:g} instead")),
+    Rule("central-dp-scaffold",
+         lambda c: _central_dp(c) and _scaffold(c),
+         lambda c: (f"--dp {c.privacy.dp} cannot run SCAFFOLD: central DP clips and noises only the model "
+                    "update, while SCAFFOLD's server control variate moves with every client's delta c_i, which "
+                    "central DP would have to release unprotected (today it stays at zero: SCAFFOLD without its "
+                    "correction). Use --strategy fedavg, fedprox or fedavgm with central DP, or SCAFFOLD "
+                    "without it")),
     Rule("server-opt-preset",
          lambda c: bool(c.algorithm.server_opt) and c.algorithm.strategy in _PRESETS,
          lambda c: (f"--strategy {c.algorithm.strategy} brings its own server optimizer; --server-opt "
@@ -119,10 +171,15 @@ RULES: list[Rule] = [
          lambda c: (f"--he works with --strategy fedavg only, got {c.algorithm.strategy!r}: the server can only add "
                     "ciphertexts, so server optimizers and control variates that need plaintext updates cannot run")),
     Rule("he-aggregator",
-         lambda c: c.encryption.he and not _plain_mean(c),
+         lambda c: c.encryption.he and not _mean(c),
          lambda c: (f"--he cannot use the robust aggregator {c.algorithm.effective_aggregator()!r}: median, "
                     "trimmed mean, Krum and the like compare plaintext updates, and the server only holds "
                     "ciphertexts")),
+    Rule("he-clip-update-norm",
+         lambda c: c.encryption.he and _mean(c) and c.algorithm.clip_update_norm > 0,
+         lambda c: ("--he cannot apply --clip-update-norm: the server only adds ciphertexts and never sees an "
+                    "update or its norm. Bound updates on the clients with --dp local (each client clips its "
+                    "update to --clip), or drop --clip-update-norm")),
     Rule("he-compression",
          lambda c: c.encryption.he and (c.communication.compression != "none" or c.communication.compress_broadcast),
          lambda c: ("--he cannot be combined with --compression or --compress-broadcast: ciphertexts are not "

@@ -13,7 +13,7 @@ from fedloom.core.types import (
     Metrics,
     Scalar,
 )
-from fedloom.core.validation import check_fit_result, check_update
+from fedloom.core.validation import check_evaluate_result, check_fit_result, check_update
 
 __all__ = [
     "ArraySpec",
@@ -32,6 +32,7 @@ __all__ = [
     "ParamSpec",
     "Parameters",
     "Scalar",
+    "check_evaluate_result",
     "check_fit_result",
     "check_update",
 ]

@@ -18,13 +18,12 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from fedloom.core.atomic import atomic_write
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import ClientId
 from fedloom.errors import ValidationError
@@ -63,29 +62,45 @@ class ClientStateStore:
         return sum(p.nbytes for s in self._states.values() for p in s.values())
 
     # -- persistence (a resumed simulation continues with its clients' state) -----------------
-    def save(self, path: str | Path) -> None:
-        """Atomically write every entry to a safetensors file at ``path`` (no pickle)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def to_tensors(self, prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, dict[str, list]]]:
+        """Every non-empty entry as flat tensors (keys ``prefix + cid SEP entry SEP name``) and the layout
+        that :meth:`load_tensors` reads back (exact shapes: safetensors stores 0-d arrays as (1,))."""
         tensors: dict[str, np.ndarray] = {}
-        layout: dict[str, dict[str, list[tuple[str, list[int]]]]] = {}
+        layout: dict[str, dict[str, list]] = {}
         for cid, state in self._states.items():
             if not state:
                 continue
+            if _SEP in cid:
+                raise ValidationError(f"client id {cid!r} contains the separator character U+001F")
             layout[cid] = {}
             for entry, params in state.items():
-                # exact shapes in the layout: safetensors stores 0-d arrays as shape (1,)
                 layout[cid][entry] = [(name, list(arr.shape)) for name, arr in params.items()]
                 for name, arr in params.items():
-                    tensors[_SEP.join((cid, entry, name))] = np.ascontiguousarray(arr)
-        fd, tmp = tempfile.mkstemp(prefix=".clients-", dir=path.parent)
-        os.close(fd)
+                    tensors[prefix + _SEP.join((cid, entry, name))] = np.ascontiguousarray(arr)
+        return tensors, layout
+
+    def load_tensors(
+        self, tensors: dict[str, np.ndarray], layout: dict[str, dict[str, list]], prefix: str = ""
+    ) -> None:
+        """Replace the store's contents with what :meth:`to_tensors` produced."""
         try:
-            save_file(tensors, tmp, metadata={"fedloom.client_states": json.dumps(layout)})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            self._states = {
+                cid: {
+                    entry: Parameters({n: tensors[prefix + _SEP.join((cid, entry, n))].reshape(shape)
+                                       for n, shape in entries})
+                    for entry, entries in by_entry.items()
+                }
+                for cid, by_entry in layout.items()
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"malformed client-state data: {type(exc).__name__}: {exc}") from exc
+
+    def save(self, path: str | Path) -> None:
+        """Atomically write every entry to a safetensors file at ``path`` (no pickle; temp file, fsync,
+        rename, directory fsync)."""
+        tensors, layout = self.to_tensors()
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"fedloom.client_states": json.dumps(layout)}),
+                     prefix=".clients-")
 
     def load(self, path: str | Path) -> None:
         """Replace the store's contents with what :meth:`save` wrote to ``path``."""
@@ -95,11 +110,4 @@ class ClientStateStore:
             raw = (fh.metadata() or {}).get("fedloom.client_states")
         if raw is None:
             raise ValidationError(f"{path} is not a fedloom client-state file")
-        tensors = load_file(str(path))
-        self._states = {
-            cid: {
-                entry: Parameters({n: tensors[_SEP.join((cid, entry, n))].reshape(shape) for n, shape in layout})
-                for entry, layout in entries.items()
-            }
-            for cid, entries in json.loads(raw).items()
-        }
+        self.load_tensors(load_file(str(path)), json.loads(raw))

@@ -22,7 +22,11 @@ from fedloom.core.parameters import Parameters
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics, Scalar
 from fedloom.errors import RoundFailedError
 
-__all__ = ["ServerState", "Strategy", "Failure", "sample_clients", "weighted_mean_metrics"]
+__all__ = ["ServerState", "Strategy", "Failure", "cap_weights", "lower_median", "sample_clients",
+           "weighted_mean_metrics", "DEFAULT_MAX_WEIGHT_RATIO"]
+
+DEFAULT_MAX_WEIGHT_RATIO = 10.0
+"""Default cap on the weight one client may claim: this many times the round's median claimed count."""
 
 
 @dataclass
@@ -77,10 +81,35 @@ def sample_clients(
     return [clients[i] for i in chosen]
 
 
-def weighted_mean_metrics(pairs: Sequence[tuple[int, Metrics]]) -> dict[str, float]:
+def lower_median(values: np.ndarray | Sequence[float]) -> float:
+    """The median, the lower middle value for an even count (so that with two values an outlier never
+    sets it). ``nan`` for no values."""
+    arr = np.sort(np.asarray(values, dtype=np.float64))
+    return float(arr[(len(arr) - 1) // 2]) if len(arr) else math.nan
+
+
+def cap_weights(counts: np.ndarray | Sequence[float], ratio: float) -> np.ndarray:
+    """Cap each claimed example count at ``ratio`` times the round's (lower) median count.
+
+    A client's example count is its weight in every example-weighted mean, and the server cannot
+    check it; the cap bounds what one client can claim by what the others claim (the median is set
+    by the honest majority). The median is floored at 1 so that a round of empty clients still has
+    a positive cap. ``ratio <= 0`` turns the cap off.
+
+    Example:
+        >>> cap_weights([10, 12, 9, 10**15], 10.0).tolist()
+        [10.0, 12.0, 9.0, 100.0]
+    """
+    arr = np.asarray(counts, dtype=np.float64)
+    if ratio <= 0 or arr.size == 0:
+        return arr
+    return np.minimum(arr, ratio * max(1.0, lower_median(arr)))
+
+
+def weighted_mean_metrics(pairs: Sequence[tuple[float, Metrics]]) -> dict[str, float]:
     """Example-weighted mean of every numeric metric that clients report."""
     sums: dict[str, float] = {}
-    weights: dict[str, int] = {}
+    weights: dict[str, float] = {}
     for n, metrics in pairs:
         for key, value in metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -98,6 +127,9 @@ class Strategy(ABC):
     """
 
     local_trainer: str = "auto"
+    max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO
+    """Federated evaluation (and FedAvg's aggregation) caps a client's example count at this many times
+    the round's median claimed count (:func:`cap_weights`; 0 = no cap)."""
 
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
         """Create the state for round 0 from initial parameters."""
@@ -132,14 +164,19 @@ class Strategy(ABC):
         results: Sequence[tuple[ClientId, EvaluateRes]],
         failures: Sequence[Failure],
     ) -> Metrics:
-        """Combine client evaluations: example-weighted mean loss and metrics."""
+        """Combine client evaluations: example-weighted mean loss and metrics.
+
+        Each client's example count is capped at :attr:`max_weight_ratio` times the round's median
+        count (:func:`cap_weights`), so one client claiming a huge count cannot set the result.
+        """
         if not results:
             return {}
-        total = sum(r.num_examples for _, r in results)
+        counts = cap_weights([r.num_examples for _, r in results], self.max_weight_ratio)
+        total = float(counts.sum())
         if total == 0:
             return {}
-        out: Metrics = {"loss": sum(r.loss * r.num_examples for _, r in results) / total}
-        out.update(weighted_mean_metrics([(r.num_examples, r.metrics) for _, r in results]))
+        out: Metrics = {"loss": sum(r.loss * n for (_, r), n in zip(results, counts, strict=True)) / total}
+        out.update(weighted_mean_metrics([(n, r.metrics) for (_, r), n in zip(results, counts, strict=True)]))
         return out
 
     def evaluate(self, state: ServerState, rnd: int) -> EvaluateRes | None:

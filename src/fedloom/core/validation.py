@@ -2,17 +2,27 @@
 
 Every backend runs a client's result through :func:`check_update` before a strategy sees it, so a
 malformed or poisoned-by-NaN update is a failure of that client, never a crash of the round.
+Federated-evaluation results go through :func:`check_evaluate_result` the same way. After a
+strategy has aggregated, :func:`check_global_model` checks the new global model before the round
+is committed (finite, and not absurdly far from the previous one).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from fedloom.core.parameters import Parameters, ParamSpec
-from fedloom.core.types import FitRes
+from fedloom.core.types import EvaluateRes, FitRes
 from fedloom.errors import ValidationError
 
-__all__ = ["check_update", "check_fit_result"]
+__all__ = ["check_update", "check_fit_result", "check_evaluate_result", "check_global_model",
+           "DEFAULT_MAX_MODEL_CHANGE"]
+
+DEFAULT_MAX_MODEL_CHANGE = 1000.0
+"""Default bound on one round's global step, relative to the previous model's norm (floored at 1)."""
 
 
 def check_update(update: Parameters, expected: ParamSpec, *, check_dtype: bool = True) -> None:
@@ -41,3 +51,55 @@ def check_fit_result(res: object, expected: ParamSpec) -> None:
     if isinstance(res.num_examples, bool) or not isinstance(res.num_examples, int) or res.num_examples < 0:
         raise ValidationError(f"num_examples must be a non-negative int, got {res.num_examples!r}")
     check_update(res.parameters, expected)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_evaluate_result(res: object) -> None:
+    """Validate a client's federated-evaluation result (type, example count, loss, metrics).
+
+    The loss must be a finite number; the example count a non-negative int; every numeric metric
+    finite, and an ``accuracy`` within ``[0, 1]``. Example counts are not bounded here: the
+    weighted mean caps them (:func:`~fedloom.core.strategy.cap_weights`).
+    """
+    if not isinstance(res, EvaluateRes):
+        raise ValidationError(f"evaluate must return EvaluateRes, got {type(res).__name__}")
+    if isinstance(res.num_examples, bool) or not isinstance(res.num_examples, int) or res.num_examples < 0:
+        raise ValidationError(f"num_examples must be a non-negative int, got {res.num_examples!r}")
+    if not _is_number(res.loss) or not math.isfinite(res.loss):
+        raise ValidationError(f"loss must be a finite number, got {res.loss!r}")
+    if not isinstance(res.metrics, dict):
+        raise ValidationError(f"metrics must be a dict, got {type(res.metrics).__name__}")
+    for key, value in res.metrics.items():
+        number = float(value) if _is_number(value) else None  # type: ignore[arg-type]
+        if number is not None and not math.isfinite(number):
+            raise ValidationError(f"metric {key!r} is not finite: {value!r}")
+        if key == "accuracy" and (number is None or not 0.0 <= number <= 1.0):
+            raise ValidationError(f"metric 'accuracy' must be a number in [0, 1], got {value!r}")
+
+
+def check_global_model(old: Parameters, new: Parameters, *, max_change: float = DEFAULT_MAX_MODEL_CHANGE) -> None:
+    """Raise :class:`ValidationError` unless ``new`` is a sane successor of ``old``.
+
+    Every floating-point entry must be finite, and (when ``max_change > 0``) the step's L2 norm
+    ``||new - old||`` at most ``max_change * max(1, ||old||)``. Entries present in only one of the two
+    (a strategy that changes the model's layout) are not compared.
+    """
+    for name, arr in new.items():
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise ValidationError(f"is not finite (entry {name!r} holds NaN or infinite values)")
+    if max_change <= 0:
+        return
+    shared = [n for n in new if n in old and old[n].shape == new[n].shape]
+    if not shared:
+        return
+    before = np.concatenate([old[n].reshape(-1).astype(np.float64) for n in shared])
+    after = np.concatenate([new[n].reshape(-1).astype(np.float64) for n in shared])
+    step, scale = float(np.linalg.norm(after - before)), max(1.0, float(np.linalg.norm(before)))
+    if not step <= max_change * scale:
+        raise ValidationError(
+            f"moved {step:.3g} in one round (L2), more than {max_change:g} x max(1, ||previous model|| = "
+            f"{scale:.3g})"
+        )

@@ -1,6 +1,6 @@
 """The transport-agnostic round loop and its checkpoints."""
 
-from fedloom.engine.checkpoint import load_checkpoint, save_checkpoint
+from fedloom.engine.checkpoint import load_checkpoint, load_client_states, save_checkpoint
 from fedloom.engine.codec import RoundCodec
 from fedloom.engine.loop import FederatedLoop, RoundObserver, RoundRecord, RunResult, task_seed
 
@@ -11,6 +11,7 @@ __all__ = [
     "RoundRecord",
     "RunResult",
     "load_checkpoint",
+    "load_client_states",
     "save_checkpoint",
     "task_seed",
 ]

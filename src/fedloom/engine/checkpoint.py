@@ -3,8 +3,14 @@
 One file per run: a safetensors file whose tensors are the global parameters, every named buffer
 and every array of the typed components, and whose metadata holds the round, the RNG state, scalar
 state, the components' structure and the run history as JSON. It is written to a temporary file,
-flushed to disk and renamed over the previous one, so a crash at any moment leaves either the old
-or the new checkpoint, never a torn one.
+flushed to disk and renamed over the previous one, and the directory is flushed after the rename
+(:func:`fedloom.core.atomic.atomic_write`), so a crash at any moment leaves either the old or the
+new checkpoint, never a torn one, and a completed save survives a power loss.
+
+A simulation's per-client state (:class:`~fedloom.core.client_state.ClientStateStore`: SCAFFOLD's
+``c_i``, DP-SGD step counts, error-feedback residuals) is written into the same file, in the same
+write (``client_states=``), so the server state and the clients' state can never be a round apart;
+:func:`load_client_states` reads it back.
 
 Components (``ServerState.components``: ``NamedTuple`` or frozen-dataclass records such as a
 server optimizer's ``AdaptiveState(m, v)``) are stored without pickle, field by field: each array
@@ -26,8 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +40,17 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from fedloom.core.atomic import atomic_write
+from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import SUPPORTED_DTYPES, Parameters
 from fedloom.core.strategy import ServerState
 from fedloom.errors import ValidationError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "restore_components", "StoredRecord"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_client_states", "restore_components", "StoredRecord"]
 
 _SEP = "\x1f"  # unit separator: cannot appear in names from Python identifiers / state_dict keys
 _COMPONENT = "component"
+_CLIENTS = "clients"
 
 
 @dataclass(frozen=True)
@@ -60,10 +67,16 @@ class StoredRecord:
     fields: dict[str, Any]
 
 
-def save_checkpoint(path: str | Path, state: ServerState, extra: dict[str, Any] | None = None) -> None:
-    """Atomically write ``state`` (and JSON-able ``extra``, e.g. history) to ``path``."""
+def save_checkpoint(
+    path: str | Path,
+    state: ServerState,
+    extra: dict[str, Any] | None = None,
+    *,
+    client_states: ClientStateStore | None = None,
+) -> None:
+    """Atomically write ``state`` (and JSON-able ``extra``, e.g. history, and the simulated clients'
+    ``client_states``) to ``path``: one file, one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, np.ndarray] = {}
     layout: dict[str, list[tuple[str, list[int]]]] = {}
     groups = {"parameters": state.parameters, **{f"buffer:{g}": p for g, p in state.buffers.items()}}
@@ -82,16 +95,29 @@ def save_checkpoint(path: str | Path, state: ServerState, extra: dict[str, Any] 
         "components": components,
         "extra": extra or {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"fedloom": json.dumps(meta)})
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if client_states is not None:
+        client_tensors, client_layout = client_states.to_tensors(prefix=_CLIENTS + _SEP)
+        tensors.update(client_tensors)
+        meta["client_states"] = client_layout
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"fedloom": json.dumps(meta)}), prefix=".ckpt-")
+
+
+def load_client_states(path: str | Path, store: ClientStateStore) -> bool:
+    """Fill ``store`` with the client states saved in the checkpoint at ``path``, if it holds any.
+
+    Returns ``False`` (and leaves ``store`` alone) for a checkpoint written without ``client_states``.
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as fh:
+        raw = (fh.metadata() or {}).get("fedloom")
+    if raw is None:
+        raise ValidationError(f"{path} is not a fedloom checkpoint")
+    layout = json.loads(raw).get("client_states")
+    if layout is None:
+        return False
+    store.load_tensors(load_file(str(path)), layout, prefix=_CLIENTS + _SEP)
+    return True
 
 
 def load_checkpoint(path: str | Path) -> tuple[ServerState, dict[str, Any]]:

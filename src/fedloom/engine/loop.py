@@ -1,8 +1,14 @@
 """The round loop: transport-agnostic federated training.
 
 Each round: the strategy picks clients and instructions, the pool runs them, the strategy
-aggregates, the global model is evaluated, observers are told, and the state is checkpointed.
-The same loop drives simulation (in-process, vectorized, Ray) and deployment (gRPC).
+aggregates, the new global model is checked, the global model is evaluated, the state is
+checkpointed and observers are told. The same loop drives simulation (in-process, vectorized, Ray)
+and deployment (gRPC).
+
+A round that fails (too few valid results, a new global model that is not finite or moved
+absurdly far, an error anywhere in the round) leaves the :class:`ServerState` exactly as it was
+before the round (parameters, components, buffers, values, round and RNG), so nothing of it is
+checkpointed and a retry starts from the last good state.
 """
 
 from __future__ import annotations
@@ -11,21 +17,28 @@ import dataclasses
 import logging
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.pool import ClientPool
 from fedloom.core.strategy import Failure, ServerState, Strategy
-from fedloom.core.types import ClientId, Config, FitRes
-from fedloom.core.validation import check_fit_result
-from fedloom.engine.checkpoint import load_checkpoint, restore_components, save_checkpoint
+from fedloom.core.types import ClientId, Config, EvaluateRes, FitRes
+from fedloom.core.validation import (
+    DEFAULT_MAX_MODEL_CHANGE,
+    check_evaluate_result,
+    check_fit_result,
+    check_global_model,
+)
+from fedloom.engine.checkpoint import load_checkpoint, load_client_states, restore_components, save_checkpoint
 from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
-from fedloom.errors import StopTraining, ValidationError
+from fedloom.errors import RoundFailedError, StopTraining, ValidationError
 
-__all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed", "validate_results"]
+__all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed", "validate_results",
+           "validate_evaluate_results"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +98,12 @@ class FederatedLoop:
         eval_every: Central/federated evaluation every this many rounds (and after the last).
         codec: Optional transport hook: compresses the broadcast and decodes (compressed) client
             results before they are validated (see :mod:`fedloom.engine.codec`).
+        max_model_change: A round whose new global model moved more than this many times the
+            previous model's L2 norm (floored at 1) fails (0: no bound); a non-finite new model
+            always fails (:func:`~fedloom.core.validation.check_global_model`).
+        client_states: The simulated clients' state store (SCAFFOLD's ``c_i``, DP-SGD step counts,
+            error-feedback residuals), written into the same checkpoint file as the server state,
+            in the same atomic write, and restored by :meth:`resume_state`.
     """
 
     def __init__(
@@ -99,7 +118,11 @@ class FederatedLoop:
         round_timeout: float | None = None,
         eval_every: int = 1,
         codec: RoundCodec | None = None,
+        max_model_change: float = DEFAULT_MAX_MODEL_CHANGE,
+        client_states: ClientStateStore | None = None,
     ) -> None:
+        if max_model_change < 0:
+            raise ValueError(f"max_model_change must be >= 0 (0 = no bound), got {max_model_change}")
         self.strategy = strategy
         self.pool = pool
         self.num_rounds = num_rounds
@@ -109,12 +132,16 @@ class FederatedLoop:
         self.round_timeout = round_timeout
         self.eval_every = max(1, eval_every)
         self.codec = codec
+        self.max_model_change = max_model_change
+        self.client_states = client_states
 
     def resume_state(self) -> tuple[ServerState, list[RoundRecord]] | None:
         """The state and history stored at ``checkpoint_path``, if a checkpoint exists.
 
         The typed components (optimizer moments, control variates, ...) are rebuilt against the
-        ones ``strategy.initialize`` makes for the stored parameters (same types and fields).
+        ones ``strategy.initialize`` makes for the stored parameters (same types and fields). With
+        ``client_states``, the clients' state saved in the same checkpoint is loaded into it (so it
+        belongs to the same round as the server state).
 
         Raises:
             ValidationError: the checkpoint's components do not fit this strategy.
@@ -128,6 +155,8 @@ class FederatedLoop:
         except ValidationError as exc:
             raise ValidationError(f"cannot resume {self.strategy!r} from {self.checkpoint_path}: {exc}") from exc
         history = [RoundRecord(int(h["round"]), dict(h["metrics"])) for h in extra.get("history", [])]
+        if self.client_states is not None and not load_client_states(self.checkpoint_path, self.client_states):
+            log.info("the checkpoint %s holds no client state (written without it)", self.checkpoint_path)
         return state, history
 
     def run(
@@ -153,6 +182,7 @@ class FederatedLoop:
                     self.checkpoint_path,
                     state,
                     {"history": [{"round": h.round, "metrics": h.metrics} for h in history]},
+                    client_states=self.client_states,
                 )
             try:
                 for obs in self.observers:
@@ -164,8 +194,21 @@ class FederatedLoop:
         return RunResult(state=state, history=history, stopped_early=stopped)
 
     def run_round(self, state: ServerState, rnd: int, expected: dict) -> RoundRecord:
-        """One full round; updates ``state`` in place and returns its record."""
+        """One full round; updates ``state`` in place and returns its record.
+
+        If the round fails (any exception), ``state`` is restored to what it was before the round
+        and the exception propagates.
+        """
+        before = _Snapshot.of(state)
+        try:
+            return self._round(state, rnd, expected)
+        except BaseException:
+            before.restore(state)
+            raise
+
+    def _round(self, state: ServerState, rnd: int, expected: dict) -> RoundRecord:
         start = time.perf_counter()
+        previous = state.parameters
         clients = self.pool.available()  # asked once: a deployment pool may wait here for enough clients
         tasks = self.strategy.configure_fit(state, rnd, clients)
         tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in tasks]
@@ -183,6 +226,14 @@ class FederatedLoop:
         metrics: dict[str, float] = {}
         for key, value in self.strategy.aggregate_fit(state, rnd, fit.results, fit.failures).items():
             metrics[_prefixed("train_", key)] = _as_float(value)
+        try:
+            check_global_model(previous, state.parameters, max_change=self.max_model_change)
+        except ValidationError as exc:
+            raise RoundFailedError(
+                f"round {rnd}: the new global model {exc}; the round is discarded and the previous state "
+                "kept. A client's update or example count probably overwhelmed the aggregate: keep the "
+                "weight and norm caps on (--max-weight-ratio, --max-norm-ratio) or use a robust aggregator"
+            ) from exc
         state.round = rnd
         bytes_up, bytes_down = fit.stats.bytes_up, fit.stats.bytes_down
 
@@ -197,6 +248,8 @@ class FederatedLoop:
                 if self.codec is not None:
                     eval_tasks = encode_broadcast(self.codec, eval_tasks)
                 ev = self.pool.evaluate(eval_tasks, timeout=self.round_timeout)
+                ev.results, bad = validate_evaluate_results(ev.results)
+                ev.failures.extend(bad)
                 for key, value in self.strategy.aggregate_evaluate(state, rnd, ev.results, ev.failures).items():
                     metrics[f"fed_{key}"] = _as_float(value)
                 bytes_down += ev.stats.bytes_down
@@ -224,6 +277,53 @@ def validate_results(
         else:
             valid.append((cid, res))
     return valid, rejected
+
+
+def validate_evaluate_results(
+    results: Sequence[tuple[ClientId, EvaluateRes]],
+) -> tuple[list[tuple[ClientId, EvaluateRes]], list[Failure]]:
+    """Split federated-evaluation results into valid ones and failures (NaN/inf loss or metrics,
+    bad example counts, an accuracy outside [0, 1])."""
+    valid: list[tuple[ClientId, EvaluateRes]] = []
+    rejected: list[Failure] = []
+    for cid, res in results:
+        try:
+            check_evaluate_result(res)
+        except Exception as exc:
+            log.warning("rejected evaluation from client %s: %s", cid, exc)
+            rejected.append(Failure(cid, f"invalid evaluation: {exc}"))
+        else:
+            valid.append((cid, res))
+    return valid, rejected
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a round may change in a :class:`ServerState`, kept by reference: parameters and
+    component records are replaced by strategies, never mutated (their documented contract), so a
+    reference is enough to restore them; the dicts that hold them are copied."""
+
+    parameters: Parameters
+    round: int
+    rng_state: Mapping[str, Any]
+    buffers: dict[str, Parameters]
+    values: dict[str, Any]
+    components: dict[str, Any]
+
+    @classmethod
+    def of(cls, state: ServerState) -> _Snapshot:
+        return cls(state.parameters, state.round, state.rng.bit_generator.state, dict(state.buffers),
+                   dict(state.values), dict(state.components))
+
+    def restore(self, state: ServerState) -> None:
+        state.parameters, state.round = self.parameters, self.round
+        state.rng.bit_generator.state = self.rng_state
+        state.buffers.clear()
+        state.buffers.update(self.buffers)
+        state.values.clear()
+        state.values.update(self.values)
+        state.components.clear()
+        state.components.update(self.components)
 
 
 def _with_task_keys(ins: Any, rnd: int, seed: int, cid: ClientId) -> Any:

@@ -20,6 +20,9 @@ class FederationOptions:
     fraction_evaluate: float = option(0.0, "Fraction of clients for federated evaluation (0 = central only).")
     weighted: bool = option(True, "Weight client updates by their number of examples.")
     eval_every: int = option(1, "Evaluate every N rounds (and after the last).")
+    max_model_change: float = option(1000.0, "Fail a round whose new global model moved more than this many times "
+                                     "the previous model's L2 norm (floored at 1), keeping the previous state "
+                                     "(0 = no bound; a non-finite model always fails the round).")
 
     def validate(self) -> None:
         """Raise :class:`~fedloom.errors.ConfigError` for an invalid value."""
@@ -31,3 +34,4 @@ class FederationOptions:
         need(self.min_clients <= self.clients,
              f"min_clients ({self.min_clients}) cannot exceed clients ({self.clients})")
         need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        need(self.max_model_change >= 0, f"max_model_change must be >= 0 (0 = no bound), got {self.max_model_change}")

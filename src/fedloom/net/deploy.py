@@ -167,9 +167,12 @@ def run_server(
         raise
     from safetensors.numpy import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v for k, v in result.parameters.items()}, str(out / "model.safetensors"))
-    (out / "history.json").write_text(json.dumps([h.as_dict() for h in result.history], indent=1))
+    from fedloom.core.atomic import atomic_write, atomic_write_text
+
+    # atomically (temp file, fsync, rename, directory fsync): a crash leaves the old file or the new one
+    tensors = {k: v for k, v in result.parameters.items()}
+    atomic_write(out / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
+    atomic_write_text(out / "history.json", json.dumps([h.as_dict() for h in result.history], indent=1))
     return result
 
 

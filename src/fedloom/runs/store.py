@@ -8,6 +8,10 @@ Layout of ``runs/<name>/``::
     model.safetensors    the final global model
     checkpoint.safetensors  server state after the last completed round (for --resume)
     accuracy.png, loss.png, ...  plots (see fedloom.runs.plots)
+
+The config, summary and model are written atomically (temp file, fsync, rename, directory fsync:
+:mod:`fedloom.core.atomic`), so a crash leaves the previous file or the new one, never a torn one;
+metrics.sqlite is transactional.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import tomli_w
 from safetensors.numpy import save_file
 
+from fedloom.core.atomic import atomic_write, atomic_write_text
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import ServerState
 from fedloom.engine import RoundRecord, RunResult
@@ -56,7 +61,7 @@ class RunStore:
         return self.path / "checkpoint.safetensors"
 
     def write_config(self, config: dict[str, Any]) -> None:
-        (self.path / "config.toml").write_text(tomli_w.dumps(config))
+        atomic_write_text(self.path / "config.toml", tomli_w.dumps(config))
 
     def on_round_end(self, record: RoundRecord, state: ServerState) -> None:
         with sqlite3.connect(self.db_path) as db:
@@ -66,7 +71,8 @@ class RunStore:
             )
 
     def write_model(self, parameters: Parameters) -> None:
-        save_file({k: v for k, v in parameters.items()}, str(self.path / "model.safetensors"))
+        tensors = {k: v for k, v in parameters.items()}
+        atomic_write(self.path / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
 
     def write_summary(self, result: RunResult, config: dict[str, Any], wall_s: float,
                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -85,7 +91,7 @@ class RunStore:
         if result.stopped_early:
             summary["stopped_early"] = result.stopped_early
         summary.update(extra or {})
-        (self.path / "summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
         return summary
 
 

@@ -5,6 +5,11 @@ would send. Update = client parameters minus the global parameters it received.
 
 * ``sign_flip``: send ``-scale * u`` where ``u`` is the honest update (scaled sign flipping).
 * ``gaussian``: send pure noise ``N(0, scale^2)`` per coordinate.
+* ``scale``: send ``scale * u``, the honest update boosted (the model-replacement boosting of
+  Bagdasaryan et al., "How To Backdoor Federated Learning", AISTATS 2020, arXiv:1807.00459, without
+  the backdoor; the adversarial benchmark uses ``scale = 1000``).
+* ``huge_weight``: send the flipped honest update ``-u`` and claim :data:`HUGE_NUM_EXAMPLES`
+  (10^15) training examples: the example-weighted mean's weight, not the update's size, is the lever.
 * ``label_flip``: train honestly on flipped labels ``y -> C - 1 - y`` (a data-poisoning attack;
   needs a :class:`~fedloom.torch.TorchClient` for a classification task, possibly inside other
   wrappers such as local DP). It is a trainer, :class:`LabelFlipTrainer`, wrapped around the
@@ -39,7 +44,11 @@ from fedloom.errors import ConfigError
 from fedloom.scenarios.base import ClientWrapper
 from fedloom.scenarios.registry import ATTACKS
 
-__all__ = ["ATTACKS", "AlieCollusion", "LabelFlipTrainer", "MaliciousClient", "alie_z", "choose_attackers"]
+__all__ = ["ATTACKS", "AlieCollusion", "HUGE_NUM_EXAMPLES", "LabelFlipTrainer", "MaliciousClient", "alie_z",
+           "choose_attackers"]
+
+HUGE_NUM_EXAMPLES = 10**15
+"""The example count a ``huge_weight`` attacker claims."""
 
 
 
@@ -178,7 +187,7 @@ class MaliciousClient(ClientWrapper):
     Args:
         inner: The honest client.
         attack: The attack name.
-        scale: ``sign_flip`` multiplier / ``gaussian`` standard deviation.
+        scale: ``sign_flip`` / ``scale`` multiplier, ``gaussian`` standard deviation.
         collusion: Shared state of the ALIE attackers (required for ``alie``).
     """
 
@@ -204,6 +213,11 @@ class MaliciousClient(ClientWrapper):
         global_vec = ins.parameters.flatten()
         if self.attack == "sign_flip":
             update = -self.scale * (res.parameters.flatten() - global_vec)
+        elif self.attack == "scale":
+            update = self.scale * (res.parameters.flatten() - global_vec)
+        elif self.attack == "huge_weight":
+            update = -(res.parameters.flatten() - global_vec)
+            res = dataclasses.replace(res, num_examples=HUGE_NUM_EXAMPLES)
         elif self.attack == "gaussian":
             rng = np.random.default_rng([0x6A55, int(ins.config.get("seed", 0))])
             update = rng.normal(0.0, self.scale, global_vec.shape)

@@ -16,8 +16,8 @@ class ScenarioOptions:
 
     attack: str = option("none", "Malicious client behaviour.", choices=lambda: ATTACKS)
     attackers: float = option(0.0, "Fraction of clients that are malicious (fixed for the run by --seed).")
-    attack_scale: float = option(4.0, "sign_flip: the update is multiplied by -scale; gaussian: the update is "
-                                 "N(0, scale^2) noise.")
+    attack_scale: float = option(4.0, "sign_flip: the update is multiplied by -scale; scale: by +scale; gaussian: "
+                                 "the update is N(0, scale^2) noise.")
     stragglers: float = option(0.0, "Fraction of sampled clients that straggle in each round, in [0, 1].")
     straggler_mode: str = option("epochs", "epochs: a straggler trains a random number of epochs in [1, E) and is "
                                  "kept by strategies that accept partial work (fedprox), dropped by others; "

@@ -10,6 +10,9 @@ ATTACKS: Registry[str] = Registry("attack")
 ATTACKS.register("none", "none", help="Every client is honest.")
 ATTACKS.register("sign_flip", "sign_flip", help="Send -scale times the honest update.")
 ATTACKS.register("gaussian", "gaussian", help="Send N(0, scale^2) noise instead of an update.")
+ATTACKS.register("scale", "scale", help="Send scale times the honest update (boosting; the benchmark uses 1000).")
+ATTACKS.register("huge_weight", "huge_weight",
+                 help="Send the flipped honest update and claim 10^15 training examples (the weight is the lever).")
 ATTACKS.register("label_flip", "label_flip", help="Train honestly on flipped labels y -> C-1-y (data poisoning).")
 ATTACKS.register("alie", "alie", help="'A little is enough' (Baruch et al. 2019): colluding mean - z std.")
 

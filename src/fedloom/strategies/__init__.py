@@ -42,11 +42,13 @@ def options_aggregator(options: StrategyOptions) -> Aggregator:
 def build_strategy(options: StrategyOptions, common: dict) -> Strategy:
     """The strategy ``options.strategy`` names, with ``common`` keyword arguments.
 
-    The aggregator (``--aggregator``, ``--clip-update-norm``) is added to ``common`` unless the
-    caller already put one there, so robust aggregation composes with every strategy.
+    The aggregator (``--aggregator``, ``--clip-update-norm``) and the caps on one client's weight
+    and update norm (``--max-weight-ratio``, ``--max-norm-ratio``) are added to ``common`` unless the
+    caller already put them there, so robust aggregation composes with every strategy.
     """
     if "aggregator" not in common:
         common = {**common, "aggregator": options_aggregator(options)}
+    common = {"max_weight_ratio": options.max_weight_ratio, "max_norm_ratio": options.max_norm_ratio, **common}
     if options.server_opt and "server_opt" not in common:
         common = {**common, "server_opt": SERVER_OPTS.get(options.server_opt)(options)}
     return STRATEGIES.get(options.strategy)(options, common)

@@ -23,14 +23,23 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fedloom.core.parameters import Parameters
 from fedloom.core.server_opt import ServerOpt, apply_step
-from fedloom.core.strategy import Failure, ServerState, Strategy, sample_clients, weighted_mean_metrics
+from fedloom.core.strategy import (
+    DEFAULT_MAX_WEIGHT_RATIO,
+    Failure,
+    ServerState,
+    Strategy,
+    cap_weights,
+    lower_median,
+    sample_clients,
+    weighted_mean_metrics,
+)
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
@@ -40,7 +49,10 @@ from fedloom.strategies.server_opts import sgd
 if TYPE_CHECKING:
     from fedloom.strategies.options import StrategyOptions
 
-__all__ = ["FedAvg", "CentralEvaluateFn", "SERVER_OPT"]
+__all__ = ["FedAvg", "CentralEvaluateFn", "SERVER_OPT", "DEFAULT_MAX_NORM_RATIO", "bound_update_norms"]
+
+DEFAULT_MAX_NORM_RATIO = 10.0
+"""Default bound on one client's update: this many times the round's median update norm."""
 
 SERVER_OPT = "server_opt"
 """``ServerState.components`` key of the server optimizer's state."""
@@ -66,11 +78,21 @@ class FedAvg(Strategy):
         evaluate_fn: Optional central evaluation on server-held data.
         server_opt: How the aggregated update moves the global model; defaults to
             :func:`~fedloom.strategies.server_opts.sgd` with ``lr=1.0`` (plain FedAvg).
+        max_weight_ratio: Cap on the example count (the weight) one client may claim: this many
+            times the round's median claimed count (:func:`~fedloom.core.strategy.cap_weights`).
+            A client whose count the server knows (:attr:`assigned_examples`) is capped at that
+            count instead. ``0`` turns both off.
+        max_norm_ratio: Bound on one client's update: an update longer than this many times the
+            round's median update norm is scaled down to it before aggregating
+            (:func:`bound_update_norms`); ``0`` turns it off.
+        assigned_examples: The example count of each client, when the server knows it (a
+            simulation knows the split it gave each client): a claim above it is cut to it.
 
     Attributes:
         min_fit_results: Minimum valid results :meth:`aggregate_fit` needs (wrappers such as
             :class:`~fedloom.privacy.CentralDP` read it too).
         server_opt: The server optimizer (:class:`~fedloom.core.server_opt.ServerOpt`).
+        max_weight_ratio, max_norm_ratio, assigned_examples: As the arguments; settable.
     """
     local_trainer = "epochs"  # the client half of the algorithm: a name in fedloom.core.trainer.TRAINERS
 
@@ -88,6 +110,9 @@ class FedAvg(Strategy):
         fit_config_fn: Callable[[int], Config] | None = None,
         evaluate_fn: CentralEvaluateFn | None = None,
         server_opt: ServerOpt | None = None,
+        max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO,
+        max_norm_ratio: float = DEFAULT_MAX_NORM_RATIO,
+        assigned_examples: Mapping[ClientId, int] | None = None,
     ) -> None:
         if not 0.0 < fraction_fit <= 1.0:
             raise ConfigError(f"fraction_fit must be in (0, 1], got {fraction_fit}")
@@ -95,6 +120,10 @@ class FedAvg(Strategy):
             raise ConfigError(f"fraction_evaluate must be in [0, 1], got {fraction_evaluate}")
         if min_fit_clients < 1 or min_fit_results < 1:
             raise ConfigError("min_fit_clients and min_fit_results must be >= 1")
+        if not (max_weight_ratio == 0 or max_weight_ratio >= 1):
+            raise ConfigError(f"max_weight_ratio must be 0 (no cap) or >= 1, got {max_weight_ratio}")
+        if not (max_norm_ratio == 0 or max_norm_ratio >= 1):
+            raise ConfigError(f"max_norm_ratio must be 0 (no bound) or >= 1, got {max_norm_ratio}")
         if server_opt is not None and not isinstance(server_opt, ServerOpt):
             raise ConfigError(f"server_opt must be a ServerOpt (e.g. fedloom.strategies.adam()), got {server_opt!r}")
         self.fraction_fit = fraction_fit
@@ -108,6 +137,10 @@ class FedAvg(Strategy):
         self.fit_config_fn = fit_config_fn
         self.evaluate_fn = evaluate_fn
         self.server_opt: ServerOpt = server_opt if server_opt is not None else sgd(1.0)
+        self.max_weight_ratio = float(max_weight_ratio)
+        self.max_norm_ratio = float(max_norm_ratio)
+        self.assigned_examples: dict[ClientId, int] | None = (
+            None if assigned_examples is None else dict(assigned_examples))
 
     def __repr__(self) -> str:
         return (
@@ -136,10 +169,28 @@ class FedAvg(Strategy):
         config = self.round_fit_config(state, rnd)
         return [(cid, FitIns(state.parameters, dict(config))) for cid in chosen]
 
+    def example_counts(self, results: Sequence[tuple[ClientId, FitRes]]) -> np.ndarray:
+        """The example counts the server accepts: each claim cut to the client's assigned count when
+        the server knows it, else capped at ``max_weight_ratio`` times the round's median claim
+        (``max_weight_ratio = 0``: the claims as they are)."""
+        claimed = np.array([float(r.num_examples) for _, r in results], dtype=np.float64)
+        if self.max_weight_ratio <= 0:
+            return claimed
+        known = self.assigned_examples or {}
+        unknown = np.array([cid not in known for cid, _ in results], dtype=bool)
+        counts = claimed.copy()
+        if unknown.any():
+            counts[unknown] = cap_weights(claimed, self.max_weight_ratio)[unknown]
+        for i, (cid, _) in enumerate(results):
+            if cid in known:
+                counts[i] = min(claimed[i], float(known[cid]))
+        return counts
+
     def client_weights(self, results: Sequence[tuple[ClientId, FitRes]]) -> np.ndarray:
-        """Aggregation weights: examples per client, or ones when unweighted."""
+        """Aggregation weights: the accepted example counts (:meth:`example_counts`), or ones when
+        unweighted."""
         if self.weighted:
-            return np.array([float(r.num_examples) for _, r in results])
+            return self.example_counts(results)
         return np.ones(len(results))
 
     def aggregate_fit(
@@ -155,11 +206,16 @@ class FedAvg(Strategy):
                 f"({len(failures)} failures)"
             )
         global_vec = state.parameters.flatten()
-        updates = [r.parameters.flatten() - global_vec for _, r in results]
+        updates, bounded = bound_update_norms([r.parameters.flatten() - global_vec for _, r in results],
+                                              self.max_norm_ratio)
         delta = self.aggregator(updates, self.client_weights(results))
         self.apply_update(state, rnd, delta)
         metrics: Metrics = {"fit_clients": len(results), "fit_failures": len(failures)}
-        for key, value in weighted_mean_metrics([(r.num_examples, r.metrics) for _, r in results]).items():
+        if bounded:
+            metrics["fit_norm_bounded"] = bounded
+        counts = self.example_counts(results)
+        for key, value in weighted_mean_metrics([(n, r.metrics) for n, (_, r) in zip(counts, results,
+                                                                                     strict=True)]).items():
             metrics[key] = value
         return metrics
 
@@ -195,6 +251,43 @@ class FedAvg(Strategy):
         if self.evaluate_fn is None:
             return None
         return self.evaluate_fn(state.parameters)
+
+
+def bound_update_norms(updates: Sequence[np.ndarray], ratio: float) -> tuple[list[np.ndarray], int]:
+    """Scale every update longer than ``ratio`` times the round's (lower) median update norm down to
+    that length; returns the updates and how many were scaled. ``ratio <= 0`` changes nothing.
+
+    The bound follows the honest majority's scale, so it needs no tuning per model, and an update of
+    ``3e38`` everywhere counts as no more than ``ratio`` typical ones. Norms are computed in float64
+    (scaled by the largest entry first, so that no square overflows). When the median norm is 0 (most
+    clients did not move) nothing is scaled.
+
+    Example:
+        >>> out, n = bound_update_norms([np.array([1.0, 0.0]), np.array([0.0, 2.0]), np.array([3e38, 0.0])], 10.0)
+        >>> n, out[2].tolist()
+        (1, [20.0, 0.0])
+    """
+    if ratio <= 0 or not updates:
+        return list(updates), 0
+    norms = np.array([_l2(u) for u in updates])
+    bound = ratio * lower_median(norms)
+    if not bound > 0:  # most clients did not move: there is no scale to bound the others by
+        return list(updates), 0
+    out, bounded = [], 0
+    for u, norm in zip(updates, norms, strict=True):
+        if norm > bound:
+            bounded += 1
+            peak = float(np.max(np.abs(u)))
+            u = (u / peak) * (bound / (norm / peak))
+        out.append(u)
+    return out, bounded
+
+
+def _l2(u: np.ndarray) -> float:
+    peak = float(np.max(np.abs(u))) if u.size else 0.0
+    if peak == 0.0 or not np.isfinite(peak):
+        return peak
+    return peak * float(np.linalg.norm(u / peak))
 
 
 @STRATEGIES.register("fedavg", help="Federated Averaging (McMahan et al. 2017).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from fedloom.core.options import need, option
@@ -21,8 +22,14 @@ class StrategyOptions:
                              "averaging; fedavgm/fedadam/... are presets of it).", choices=lambda: SERVER_OPTS)
     clip_update_norm: float = option(0.0, "Norm bounding: clip each client update to this L2 norm before "
                                      "aggregating (0 = off).")
-    trim_beta: float = option(0.1, "trimmed_mean: fraction of values trimmed from each end per coordinate, "
-                              "in [0, 0.5).")
+    max_weight_ratio: float = option(10.0, "FedAvg family: cap the example count (weight) one client may claim at "
+                                     "this many times the round's median claimed count; in simulation a claim is "
+                                     "cut to the size of the split the client was given instead (0 = no cap).")
+    max_norm_ratio: float = option(10.0, "FedAvg family: scale an update longer than this many times the round's "
+                                   "median update norm down to it before aggregating (0 = off).")
+    trim_beta: float = option(0.2, "trimmed_mean: fraction of values trimmed from each end per coordinate, "
+                              "in [0, 0.5); it tolerates that fraction of attackers (0.2: the 20% the docs and "
+                              "benchmarks use).")
     byzantine_f: int = option(1, "krum/multikrum/bulyan: Byzantine clients tolerated (Krum needs >= 2f+3 "
                               "results per round, Bulyan >= 4f+3).")
     multikrum_m: int = option(0, "multikrum: updates averaged (0 = results - byzantine_f).")
@@ -43,6 +50,10 @@ class StrategyOptions:
             SERVER_OPTS.get(self.server_opt)
         self.effective_aggregator()
         need(self.clip_update_norm >= 0, f"clip_update_norm must be >= 0 (0 = off), got {self.clip_update_norm}")
+        need(self.max_weight_ratio == 0 or self.max_weight_ratio >= 1,
+             f"max_weight_ratio must be 0 (no cap) or >= 1, got {self.max_weight_ratio}")
+        need(self.max_norm_ratio == 0 or self.max_norm_ratio >= 1,
+             f"max_norm_ratio must be 0 (off) or >= 1, got {self.max_norm_ratio}")
         need(0.0 <= self.trim_beta < 0.5, f"trim_beta must be in [0, 0.5), got {self.trim_beta}")
         need(self.byzantine_f >= 0, f"byzantine_f must be >= 0, got {self.byzantine_f}")
         need(self.multikrum_m >= 0, f"multikrum_m must be >= 0 (0 = results - byzantine_f), got {self.multikrum_m}")
@@ -52,6 +63,20 @@ class StrategyOptions:
         need(0.0 <= self.beta1 < 1.0, f"beta1 must be in [0, 1), got {self.beta1}")
         need(0.0 <= self.beta2 < 1.0, f"beta2 must be in [0, 1), got {self.beta2}")
         need(self.tau > 0, f"tau must be > 0, got {self.tau}")
+
+    def tolerated(self, cohort: int) -> int | None:
+        """How many Byzantine clients among ``cohort`` results the selected aggregator is built to withstand:
+        0 for the mean (the weight and norm caps bound one client's influence, they do not remove it),
+        fewer than half for the median, ``floor(trim_beta * n)`` for the trimmed mean, ``byzantine_f``
+        for Krum, Multi-Krum and Bulyan; ``None`` for an aggregator it does not know (a plugin)."""
+        name = self.effective_aggregator()
+        if name == "median":
+            return max(0, (cohort - 1) // 2)
+        if name == "trimmed_mean":
+            return int(math.floor(self.trim_beta * cohort + 1e-9))
+        if name in ("krum", "multikrum", "bulyan"):
+            return self.byzantine_f
+        return 0 if name == "mean" else None
 
     def effective_aggregator(self) -> str:
         """The aggregator name selected (``--aggregator``, or a robust ``--strategy`` alias)."""

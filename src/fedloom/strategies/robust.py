@@ -70,10 +70,11 @@ class TrimmedMean:
     each coordinate, average the rest (Yin et al., 2018). ``beta=0`` is the unweighted mean.
 
     Args:
-        beta: Fraction trimmed from each end, in ``[0, 0.5)``.
+        beta: Fraction trimmed from each end, in ``[0, 0.5)``. The default 0.2 removes up to 20% of
+            attackers pushing one way, the fraction the docs and benchmarks use.
     """
 
-    def __init__(self, beta: float = 0.1) -> None:
+    def __init__(self, beta: float = 0.2) -> None:
         if not 0.0 <= beta < 0.5:
             raise ConfigError(f"trim_beta must be in [0, 0.5), got {beta}")
         self.beta = beta
@@ -236,7 +237,7 @@ class NormBound:
 
 
 AGGREGATORS.register("median", lambda **_: CoordinateMedian(), help="Coordinate-wise median (Yin et al. 2018).")
-AGGREGATORS.register("trimmed_mean", lambda *, trim_beta=0.1, **_: TrimmedMean(trim_beta),
+AGGREGATORS.register("trimmed_mean", lambda *, trim_beta=0.2, **_: TrimmedMean(trim_beta),
                      help="Coordinate-wise trimmed mean, --trim-beta from each end (Yin et al. 2018).")
 AGGREGATORS.register("krum", lambda *, byzantine_f=1, **_: Krum(byzantine_f),
                      help="Krum: the update closest to its neighbours (Blanchard et al. 2017).")
@@ -249,7 +250,7 @@ AGGREGATORS.register("bulyan", lambda *, byzantine_f=1, **_: Bulyan(byzantine_f)
 def build_aggregator(
     name: str,
     *,
-    trim_beta: float = 0.1,
+    trim_beta: float = 0.2,
     byzantine_f: int = 1,
     multikrum_m: int = 0,
     clip_update_norm: float = 0.0,
