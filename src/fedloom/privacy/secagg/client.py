@@ -98,6 +98,8 @@ class SecAggClient(ClientWrapper):
     def _share(self, ins: FitIns, keys: protocol.RoundKeys, rnd: int, me: int) -> FitRes:
         peers, pk_c, _ = read_payload(ins.extras, "peers", "pk_c", "pk_s")
         threshold = int(ins.config["secagg_threshold"])
+        if threshold < 2 and len(peers) > 1:  # a share of a threshold-1 sharing IS the secret
+            raise ValidationError(f"refusing to share with threshold {threshold}: any one neighbour could unmask me")
         xs = peers.astype(np.int64) + 1
         shares_b = shamir.split(keys.b, xs, threshold)
         shares_s = shamir.split(keys.s_bytes, xs, threshold)

@@ -63,8 +63,9 @@ class SecAggPool:
         weight_cap: float = 1000.0,
         seed: int = 0,
     ) -> None:
-        if threshold < 0:
-            raise ConfigError(f"secagg_threshold must be >= 0, got {threshold}")
+        if threshold < 0 or threshold == 1:
+            raise ConfigError(f"secagg_threshold must be 0 (a majority) or >= 2, got {threshold}: with threshold 1 "
+                              "every share IS the secret, so any one neighbour could unmask a client")
         if neighbours < -1:
             raise ConfigError(f"secagg_neighbours must be >= -1, got {neighbours}")
         if not clip > 0:
