@@ -29,6 +29,9 @@ class PrivacyOptions:
     dp_sgd: bool = option(False, "Sample-level DP-SGD in local training (Opacus).")
     dp_sgd_noise_multiplier: float = option(1.0, "DP-SGD noise multiplier (per-sample gradients).")
     dp_sgd_max_grad_norm: float = option(1.0, "DP-SGD per-sample gradient clip norm.")
+    dp_insecure_reproducible_noise: bool = option(
+        False, "NOT PRIVATE: draw DP noise, DP sampling and SecAgg rounding from the run/task seeds (reproducible, "
+        "so anyone who knows the seed can subtract the noise). For debugging and tests only.")
 
     def validate(self) -> None:
         """Raise :class:`~fedloom.errors.ConfigError` for an invalid value of this section alone."""
