@@ -1,7 +1,8 @@
 """Central differential privacy (DP-FedAvg) with a privacy budget.
 
-The noise multiplier is calibrated so that 20 rounds, sampling 20 of 100 clients each round,
-spend at most epsilon = 4 (delta = 1e-5); epsilon is reported after every round.
+The noise multiplier is calibrated so that 20 rounds, each sampling every one of 100 clients with
+probability 0.2 (Poisson: 20 expected), spend at most epsilon = 4 (delta = 1e-5); epsilon is
+reported after every round. The noise comes from the OS CSPRNG, so two runs differ.
 
     python examples/central_dp.py
 """

@@ -1,13 +1,17 @@
 """Privacy benchmarks: SecAgg+ overhead and privacy-utility trade-offs.
 
-    python -m benchmarks.privacy            # all three parts (about 10 minutes of CPU)
-    python -m benchmarks.privacy overhead   # (a) only; also: utility, utility-secagg, plot (redraw)
+    python -m benchmarks.privacy            # all parts (about 10 minutes of CPU)
+    python -m benchmarks.privacy overhead   # (a) only; also: utility, utility-secagg, noise, plot (redraw)
 
 (a) SecAgg+ (and complete-graph SecAgg) vs plain aggregation: one round of n clients x 100k
     parameters, clients that return a fixed delta (no training), so the time is the protocol's.
     Plain and secure rounds are interleaved and repeated; the minimum is reported.
 (b) Central DP-FedAvg on digits: final accuracy for a target epsilon in {1, 2, 4, 8} and without DP.
 (c) The same with SecAgg+ underneath (clients clip, the server noises the secure sum).
+(d) noise: the time of one Gaussian release on 100k coordinates: the old float Gaussian from a
+    seeded numpy generator against the exact discrete Gaussian from the OS CSPRNG (best of 5).
+spread (not in the default parts, about 10 minutes): (b) again for loop seeds 0-2, the data split
+    fixed, to see the run-to-run spread of accuracy (noise, sampling and task seeds vary).
 
 Results go to ``benchmarks/privacy/results.json`` and the plot to ``privacy_utility.png``.
 """
@@ -110,6 +114,50 @@ def utility(secagg: bool) -> list[dict]:
     return rows
 
 
+def spread(loop_seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict]:
+    from fedloom.app.build import assemble_loop, build_simulation, make_run_pool
+
+    rows = []
+    for eps in EPSILONS[:-1]:
+        for k in loop_seeds:
+            cfg = RunConfig(**UTILITY, dp="central", target_epsilon=eps)
+            sim = build_simulation(cfg)
+            pool = make_run_pool(cfg, sim)
+            loop = assemble_loop(sim, pool)
+            loop.seed = k  # the split and the initial model stay those of seed 0
+            try:
+                acc = loop.run(sim.initial_parameters).history[-1].metrics["accuracy"]
+            finally:
+                pool.close()
+            rows.append({"target_epsilon": eps, "loop_seed": k, "accuracy": acc})
+            print(f"  eps={eps} loop seed {k}: accuracy {acc:.4f}", flush=True)
+    return rows
+
+
+def noise(repeats: int = 5) -> list[dict]:
+    from fedloom.privacy.noise import SYSTEM, gaussian_release
+
+    values = np.random.default_rng(0).normal(0, 0.01, DIM)
+    variants = {
+        "float Gaussian, seeded numpy generator (old)":
+            lambda: values + np.random.default_rng(0).normal(0.0, 1.0, DIM),
+        "discrete Gaussian, OS CSPRNG (now)":
+            lambda: gaussian_release(values, sensitivity=1.0, noise_multiplier=1.0, source=SYSTEM),
+    }
+    rows = []
+    for name, draw in variants.items():
+        best = min(_timed(draw) for _ in range(repeats))
+        rows.append({"variant": name, "coordinates": DIM, "seconds": best})
+        print(f"  {name:46s} {best * 1e3:8.2f} ms per {DIM} coordinates", flush=True)
+    return rows
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def plot(results: dict) -> None:
     import matplotlib
 
@@ -136,7 +184,7 @@ def plot(results: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parts = argv or ["overhead", "utility", "utility-secagg"]
+    parts = argv or ["overhead", "utility", "utility-secagg", "noise"]
     path = HERE / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     for part in parts:
@@ -147,10 +195,14 @@ def main(argv: list[str]) -> None:
             results[part] = utility(secagg=False)
         elif part == "utility-secagg":
             results[part] = utility(secagg=True)
+        elif part == "noise":
+            results[part] = noise()
+        elif part == "spread":
+            results[part] = spread()
         elif part == "plot":
             continue
         else:
-            raise SystemExit(f"unknown part {part!r}; choose overhead, utility, utility-secagg, plot")
+            raise SystemExit(f"unknown part {part!r}; choose overhead, utility, utility-secagg, noise, spread, plot")
         path.write_text(json.dumps(results, indent=2))
     plot(results)
 

@@ -88,3 +88,63 @@ def test_cli_has_the_privacy_flags_and_bad_values_are_clear():
         assert flag in out
     with pytest.raises(ConfigError, match="cannot hold the sum of 20 clients"):
         RunConfig(clients=20, secagg=True, secagg_bits=4).validate()
+
+
+class _ShrinkingPool:
+    """20 clients connected for two rounds, then only 10 (a deployment losing clients)."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        from fedloom.backends import InlinePool
+
+        from .helpers import DeltaClient
+
+        self.inner = InlinePool(lambda cid: DeltaClient(np.full(3, 0.01), 5), 20)
+        self.calls = 0
+
+    def available(self):
+        self.calls += 1
+        return self.inner.available()[: 20 if self.calls <= 2 else 10]
+
+    def fit(self, tasks, *, expected, timeout=None):
+        return self.inner.fit(tasks, expected=expected, timeout=timeout)
+
+    def evaluate(self, tasks, *, timeout=None):
+        return self.inner.evaluate(tasks, timeout=timeout)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("method", ["rdp", "pld"])
+def test_rounds_at_different_rates_compose_and_survive_a_resume(tmp_path, method):
+    import numpy as np
+
+    from fedloom.engine import FederatedLoop
+    from fedloom.privacy.dp import CentralDP
+    from fedloom.strategies import FedAvg
+
+    def loop(rounds, pool, ckpt=None):
+        dp = CentralDP(FedAvg(fraction_fit=0.1, min_fit_clients=5), noise_multiplier=1.0, clip=1.0)
+        obs = EpsilonObserver(1.0, 0.05, 1e-5, method=method, ledger=True)
+        return FederatedLoop(dp, pool, num_rounds=rounds, seed=0, observers=[obs], checkpoint_path=ckpt)
+
+    glob = Parameters({"w": np.zeros(3, np.float32)})
+    full = loop(4, _ShrinkingPool()).run(glob)
+    # 5 of 20 available (q = 0.25) twice, then 5 of 10 (q = 0.5) twice: composed as the library composes
+    assert [h.metrics["dp_sampling_rate"] for h in full.history] == [0.25, 0.25, 0.5, 0.5]
+    event = dp_accounting.ComposedDpEvent([
+        dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(1.0)), 2) for q in (0.25, 0.5)])
+    acc = dp_accounting.rdp.RdpAccountant() if method == "rdp" else dp_accounting.pld.PLDAccountant()
+    acc.compose(event)
+    assert full.history[-1].metrics["epsilon"] == pytest.approx(acc.get_epsilon(1e-5), rel=0.02)
+    # Resumed after round 2 from the checkpoint: the ledger came back with the state.
+    ckpt = tmp_path / "ckpt.safetensors"
+    pool = _ShrinkingPool()
+    loop(2, pool, ckpt).run(glob)
+    second = loop(4, pool, ckpt)
+    state, history = second.resume_state()
+    resumed = second.run(state=state, history=history)
+    assert resumed.history[-1].metrics["epsilon"] == pytest.approx(full.history[-1].metrics["epsilon"], rel=1e-12)

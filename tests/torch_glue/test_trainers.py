@@ -207,7 +207,8 @@ def test_scaffold_trainer_refuses_a_task_without_c_and_dp_sgd() -> None:
 
 @pytest.mark.parametrize("how", ["dp_sgd", "trainer"])
 def test_dp_sgd_trainer_is_the_old_opacus_loop(how: str) -> None:
-    settings = DPSGD(noise_multiplier=1.1, max_grad_norm=0.7)
+    # the same noise as the reference loop: the explicit (not private) reproducible mode
+    settings = DPSGD(noise_multiplier=1.1, max_grad_norm=0.7, reproducible_noise=True)
     want, loss = _old_dp_sgd(_client(), settings, W, {"seed": 3, "batch_size": 10})
     state: dict = {}
     kwargs = {"dp_sgd": settings} if how == "dp_sgd" else {"trainer": DPSGDTrainer(settings)}
@@ -238,7 +239,7 @@ def test_label_flip_trainer_trains_on_flipped_labels(inner: LocalTrainer | None)
 
 def test_label_flip_trainer_composes_with_dp_sgd() -> None:
     x, y = _data()
-    settings = DPSGD(noise_multiplier=0.8)
+    settings = DPSGD(noise_multiplier=0.8, reproducible_noise=True)  # two runs compared: the same noise
     got = _client(trainer=LabelFlipTrainer(DPSGDTrainer(settings))).fit(W, {"seed": 5})
     want = _client(train_data=(x, 2 - y), dp_sgd=settings).fit(W, {"seed": 5})
     _equal(got.parameters, want.parameters)
@@ -321,7 +322,7 @@ def _pool_fit(client_fn, config: dict) -> tuple[VectorizedPool, list]:  # noqa: 
 
 @pytest.mark.parametrize(
     ("trainer", "name"),
-    [(ProximalTrainer(0.1), "ProximalTrainer"), (DPSGDTrainer(DPSGD()), "DPSGDTrainer"),
+    [(ProximalTrainer(0.1), "ProximalTrainer"), (DPSGDTrainer(DPSGD(reproducible_noise=True)), "DPSGDTrainer"),
      (LabelFlipTrainer(), "LabelFlipTrainer"), (ScaffoldTrainer(), "ScaffoldTrainer")],
 )
 def test_vectorized_falls_back_for_a_trainer_that_is_not_plain_epochs(trainer: LocalTrainer, name: str) -> None:

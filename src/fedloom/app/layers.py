@@ -83,12 +83,15 @@ def client_layers(
         from fedloom.privacy.dp import LocalDPClient
 
         clip, noise = clip_norm(cfg), resolve_noise(cfg)
+        reproducible = privacy.dp_insecure_reproducible_noise
         layers.append(Layer("local_dp", _per_client(
-            lambda c, cid: LocalDPClient(c, clip=clip, noise_multiplier=noise))))
+            lambda c, cid: LocalDPClient(c, clip=clip, noise_multiplier=noise, reproducible_noise=reproducible))))
     if privacy.secagg:
         from fedloom.privacy.secagg import SecAggClient
 
-        layers.append(Layer("secagg", _per_client(lambda c, cid: SecAggClient(c, state=states.get(cid)))))
+        rounding = privacy.dp_insecure_reproducible_noise
+        layers.append(Layer("secagg", _per_client(
+            lambda c, cid: SecAggClient(c, state=states.get(cid), reproducible_rounding=rounding))))
     scen = cfg.scenarios
     if scen.attack != "none" and scen.attackers > 0:
         layers.append(Layer("attack", _attack_layer(cfg, num_clients)))

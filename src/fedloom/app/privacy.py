@@ -4,10 +4,15 @@ The client-side layers (local DP, SecAgg+) are in :mod:`fedloom.app.layers`; her
 server-side parts: central DP around the strategy, SecAgg+ around the pool, the epsilon observer
 (first, so stores and progress bars see ``epsilon``) and the ``privacy`` block of ``summary.json``.
 Nothing here changes what the wrapped parts do when privacy is off.
+
+Noise, DP sampling and SecAgg rounding come from the OS CSPRNG unless
+``--dp-insecure-reproducible-noise`` asks for reproducible draws; that run is NOT private, says so
+in a warning and records ``"noise": "reproducible (not private)"`` in its summary.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
     from fedloom.privacy.opacus import DPSGD
 
 __all__ = [
+    "accounted_noise",
     "clip_norm",
     "dp_sgd_settings",
     "privacy_observers",
@@ -33,6 +39,8 @@ __all__ = [
     "wrap_pool",
     "wrap_strategy",
 ]
+
+log = logging.getLogger(__name__)
 
 _SECAGG_DEFAULT_CLIP = 100.0
 _DP_DEFAULT_CLIP = 1.0
@@ -44,8 +52,35 @@ def clip_norm(cfg: RunConfig) -> float:
 
 
 def sampling_rate(cfg: RunConfig) -> float:
-    """Accounted sampling rate: cohort / population for central DP, 1 for local DP."""
+    """Planned sampling rate: cohort / population for central DP (Poisson), 1 for local DP.
+
+    A run accounts each round with the rate it really had (see :class:`~fedloom.privacy.EpsilonObserver`);
+    this is the rate of the planned schedule, checked before the run starts."""
     return 1.0 if cfg.privacy.dp == "local" else cohort_size(cfg) / cfg.federation.clients
+
+
+def _local_factor(cfg: RunConfig) -> float:
+    """Local DP is accounted on sensitivity 2C (replace one client's data): multiplier z / 2."""
+    return 0.5 if cfg.privacy.dp == "local" else 1.0
+
+
+def accounted_noise(cfg: RunConfig) -> float:
+    """The multiplier the accountant charges: noise std / L2 sensitivity (``z``, or ``z / 2`` for local DP)."""
+    return resolve_noise(cfg) * _local_factor(cfg)
+
+
+def noise_description(cfg: RunConfig) -> str:
+    """Where the privacy-relevant randomness of the run comes from (the summary's ``noise``)."""
+    if cfg.privacy.dp_insecure_reproducible_noise:
+        return "reproducible (not private)"
+    return "csprng (os.urandom): exact discrete Gaussian (Canonne, Kamath, Steinke 2020)"
+
+
+def warn_if_not_private(cfg: RunConfig) -> None:
+    """Log, loudly, that a run with reproducible noise is not private."""
+    if cfg.privacy.dp_insecure_reproducible_noise:
+        log.warning("--dp-insecure-reproducible-noise: DP noise, DP sampling and SecAgg rounding are drawn from the "
+                    "run and task seeds; anyone who knows the seed can subtract the noise. This run is NOT private.")
 
 
 @lru_cache(maxsize=32)
@@ -61,9 +96,10 @@ def resolve_noise(cfg: RunConfig) -> float:
         return 0.0
     if cfg.privacy.noise_multiplier > 0:
         return cfg.privacy.noise_multiplier
-    return _calibrate(
+    accounted = _calibrate(
         cfg.privacy.target_epsilon, sampling_rate(cfg), cfg.federation.rounds, cfg.privacy.delta, cfg.privacy.accountant
     )
+    return accounted / _local_factor(cfg)
 
 
 def dp_sgd_settings(cfg: RunConfig) -> DPSGD | None:
@@ -76,6 +112,7 @@ def dp_sgd_settings(cfg: RunConfig) -> DPSGD | None:
         noise_multiplier=cfg.privacy.dp_sgd_noise_multiplier,
         max_grad_norm=cfg.privacy.dp_sgd_max_grad_norm,
         delta=cfg.privacy.delta,
+        reproducible_noise=cfg.privacy.dp_insecure_reproducible_noise,
     )
 
 
@@ -91,6 +128,7 @@ def wrap_strategy(cfg: RunConfig, strategy: Strategy) -> Strategy:
             "cannot run on a single sum). Use a FedAvg-family strategy with the weighted mean."
         )
     if cfg.privacy.dp in ("central", "central-adaptive"):
+        from fedloom.privacy.accountant import Budget
         from fedloom.privacy.dp import CentralDP
 
         if not isinstance(strategy, FedAvg):
@@ -101,6 +139,9 @@ def wrap_strategy(cfg: RunConfig, strategy: Strategy) -> Strategy:
             clip=clip_norm(cfg),
             adaptive=cfg.privacy.dp == "central-adaptive",
             target_quantile=cfg.privacy.adaptive_quantile,
+            reproducible_noise=cfg.privacy.dp_insecure_reproducible_noise,
+            budget=(Budget(accounted_noise(cfg), cfg.privacy.delta, cfg.privacy.target_epsilon * (1 + 1e-6),
+                           cfg.privacy.accountant) if cfg.privacy.target_epsilon else None),
         )
     return strategy
 
@@ -121,17 +162,19 @@ def wrap_pool(cfg: RunConfig, pool: ClientPool, *, num_parameters: int) -> Clien
         bits=cfg.privacy.secagg_bits,
         clip=clip,
         weight_cap=cfg.privacy.secagg_weight_cap if cfg.federation.weighted else 0.0,
-        seed=cfg.run.seed,
+        seed=cfg.run.seed if cfg.privacy.dp_insecure_reproducible_noise else None,  # else a CSPRNG graph
     )
 
 
 def privacy_observers(cfg: RunConfig) -> list[EpsilonObserver]:
-    """The epsilon reporter (first in the observer list) or nothing; refuses a run that would overspend."""
+    """The epsilon reporter (first in the observer list) or nothing; refuses a run whose planned
+    schedule would overspend (the observer then accounts each round at the rate it really had)."""
+    warn_if_not_private(cfg)
     if cfg.privacy.dp == "none":
         return []
     from fedloom.privacy.accountant import EpsilonObserver, epsilon, max_rounds
 
-    z, q = resolve_noise(cfg), sampling_rate(cfg)
+    z, q = accounted_noise(cfg), sampling_rate(cfg)
     target = cfg.privacy.target_epsilon or None
     if target is not None:
         planned = epsilon(
@@ -151,8 +194,8 @@ def privacy_observers(cfg: RunConfig) -> list[EpsilonObserver]:
                 limit=cfg.federation.rounds,
             )
             raise ConfigError(
-                f"{cfg.federation.rounds} rounds at noise multiplier {z:g} (sampling rate {q:g}) spend "
-                f"epsilon {planned:.3f} > "
+                f"{cfg.federation.rounds} rounds at noise multiplier {resolve_noise(cfg):g} (sampling rate {q:g}) "
+                f"spend epsilon {planned:.3f} > "
                 f"--target-epsilon {target:g}; at most {fits} rounds fit. Lower --rounds, raise --noise-multiplier, "
                 "or leave --noise-multiplier at 0 to calibrate it to the target."
             )
@@ -164,6 +207,7 @@ def privacy_observers(cfg: RunConfig) -> list[EpsilonObserver]:
             cfg.privacy.accountant,
             target * (1 + 1e-6) if target else None,
             cfg.federation.rounds,
+            ledger=cfg.privacy.dp != "local",
         )
     ]
 
@@ -173,15 +217,24 @@ def privacy_summary(cfg: RunConfig, result: RunResult) -> dict[str, Any]:
     if cfg.privacy.dp == "none" or not result.history:
         return {}
     last = result.history[-1].metrics
-    return {
-        "privacy": {
-            "epsilon": float(last.get("epsilon", math.nan)),
-            "delta": cfg.privacy.delta,
-            "mechanism": cfg.privacy.dp,
-            "noise_multiplier": resolve_noise(cfg),
-            "sampling_rate": sampling_rate(cfg),
-            "accountant": cfg.privacy.accountant,
-            "rounds": len(result.history),
-            "secagg": cfg.privacy.secagg,
-        }
+    local = cfg.privacy.dp == "local"
+    rates = [h.metrics["dp_sampling_rate"] for h in result.history if "dp_sampling_rate" in h.metrics]
+    block: dict[str, Any] = {
+        "epsilon": float(last.get("epsilon", math.nan)),
+        "delta": cfg.privacy.delta,
+        "mechanism": cfg.privacy.dp,
+        "noise": noise_description(cfg),
+        "noise_multiplier": resolve_noise(cfg),
+        "accounted_noise_multiplier": accounted_noise(cfg),
+        "neighbouring": ("replace one client's data (sensitivity 2C)" if local
+                         else "add or remove one client (sensitivity C)"),
+        "sampling": ("every round charged in full (q = 1): the server sees who takes part" if local
+                     else "poisson: each available client with probability q, accounted round by round"),
+        "sampling_rate": sampling_rate(cfg),
+        "accountant": cfg.privacy.accountant,
+        "rounds": len(result.history),
+        "secagg": cfg.privacy.secagg,
     }
+    if rates and not local:
+        block["sampling_rate_max"] = float(max(rates))
+    return {"privacy": block}

@@ -36,7 +36,10 @@ class ServerState:
     Attributes:
         parameters: The current global model.
         round: The last completed round (0 before the first).
-        rng: The server's random generator (client sampling, server-side noise).
+        rng: The server's random generator (fixed-size client sampling, evaluation sampling).
+            It is seeded from the run seed and checkpointed, so it never draws privacy noise or
+            a DP cohort (those come from the OS CSPRNG, ``fedloom.privacy.noise``) unless a run
+            asks for reproducible, not private, noise.
         buffers: Generic named array state (e.g. the encrypted aggregate of HE).
         values: Generic named scalar state.
         components: Typed state, one entry per part of the algorithm, e.g.

@@ -223,7 +223,8 @@ class FederatedLoop:
             fit.failures.extend(undecodable)
         fit.results, rejected = validate_results(fit.results, expected)
         fit.failures.extend(rejected)
-        metrics: dict[str, float] = {}
+        # Who could have been sampled and who was: the accountant and the summary see the real cohort.
+        metrics: dict[str, float] = {"clients_available": float(len(clients)), "clients_sampled": float(num_fit_tasks)}
         for key, value in self.strategy.aggregate_fit(state, rnd, fit.results, fit.failures).items():
             metrics[_prefixed("train_", key)] = _as_float(value)
         try:

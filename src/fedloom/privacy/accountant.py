@@ -10,10 +10,16 @@ Accounting is delegated to well-kept libraries, never re-derived here:
 * ``prv``: privacy random variables (Gopi, Lee, Wutschitz, NeurIPS 2021, arXiv:2106.02848), from
   Opacus.
 
-A federated round is one step of a subsampled Gaussian mechanism with sampling rate ``q`` =
-clients per round / population and noise multiplier ``z`` (noise std / clip norm), as in DP-FedAvg
-(McMahan et al., ICLR 2018). Fixed-size sampling is accounted as Poisson sampling at the same rate,
-the standard approximation of that paper.
+A federated round is one step of a subsampled Gaussian mechanism with sampling rate ``q`` and
+noise multiplier ``z`` (noise std / L2 sensitivity), as in DP-FedAvg (McMahan et al., ICLR 2018).
+Rounds are accounted one by one, with the rate that really happened: central DP samples its cohort
+by Poisson sampling (each available client with probability ``q_r``) and writes ``q_r`` of every
+released round into the :data:`LEDGER` buffer of the server state (so it is checkpointed and a
+resumed run keeps its history); :class:`EpsilonObserver` composes those rounds (runs of equal rates
+as one self-composed event, heterogeneous runs composed, as dp-accounting allows). The neighbouring
+relation is add/remove one client (Poisson sampling, sensitivity ``C``); local DP, which the server
+sees client by client, is charged every round in full with sensitivity ``2C`` (replace one client's
+data), i.e. at noise multiplier ``z / 2`` (see ``docs/privacy.md``).
 
 Example:
     >>> round(epsilon(noise_multiplier=1.0, sampling_rate=0.01, steps=1000, delta=1e-5), 2)
@@ -24,9 +30,13 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import ServerState
 from fedloom.engine.loop import RoundRecord
 from fedloom.errors import ConfigError, StopTraining
@@ -35,15 +45,30 @@ from fedloom.privacy.registry import ACCOUNTANTS
 if TYPE_CHECKING:  # dp-accounting takes about a second to import: loaded when an epsilon is computed
     import dp_accounting
 
-__all__ = ["ACCOUNTANTS", "EpsilonObserver", "epsilon", "noise_for_epsilon", "max_rounds"]
+__all__ = ["ACCOUNTANTS", "EXHAUSTED", "LEDGER", "Budget", "EpsilonObserver", "epsilon", "epsilon_of_schedule",
+           "ledger_rates", "max_rounds", "noise_for_epsilon", "record_release"]
+
+Schedule = tuple[tuple[float, int], ...]
+"""Runs of rounds: ``((sampling_rate, rounds), ...)`` in order."""
+
+LEDGER = "dp_ledger"
+"""``ServerState.buffers`` key of the per-round record of released rounds (``sampling_rate``)."""
+EXHAUSTED = "train_dp_budget_exhausted"
+"""Round metric set when central DP skipped a round because releasing it would exceed the budget."""
 
 
-def _event(noise_multiplier: float, sampling_rate: float, steps: int) -> dp_accounting.DpEvent:
+def _step(noise_multiplier: float, sampling_rate: float) -> dp_accounting.DpEvent:
     import dp_accounting
 
     gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
-    step = gaussian if sampling_rate >= 1.0 else dp_accounting.PoissonSampledDpEvent(sampling_rate, gaussian)
-    return dp_accounting.SelfComposedDpEvent(step, steps)
+    return gaussian if sampling_rate >= 1.0 else dp_accounting.PoissonSampledDpEvent(sampling_rate, gaussian)
+
+
+def _event(noise_multiplier: float, schedule: Schedule) -> dp_accounting.DpEvent:
+    import dp_accounting
+
+    runs = [dp_accounting.SelfComposedDpEvent(_step(noise_multiplier, q), steps) for q, steps in schedule if steps]
+    return runs[0] if len(runs) == 1 else dp_accounting.ComposedDpEvent(runs)
 
 
 # The library's default orders minus those below 2: for large sampling rates its series for
@@ -56,29 +81,29 @@ _FAST_ORDERS = list(range(2, 64)) + [128, 256, 512, 1024]
 
 
 @ACCOUNTANTS.register("rdp", help="Renyi DP of the subsampled Gaussian (dp-accounting).")
-def _rdp_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> float:
+def _rdp_epsilon(noise_multiplier: float, schedule: Schedule, delta: float) -> float:
     import dp_accounting
 
     acc = dp_accounting.rdp.RdpAccountant(_RDP_ORDERS)
-    acc.compose(_event(noise_multiplier, sampling_rate, steps))
+    acc.compose(_event(noise_multiplier, schedule))
     return float(acc.get_epsilon(delta))
 
 
 @ACCOUNTANTS.register("pld", help="Privacy loss distributions (dp-accounting): tighter, slower.")
-def _pld_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> float:
+def _pld_epsilon(noise_multiplier: float, schedule: Schedule, delta: float) -> float:
     import dp_accounting
 
     acc = dp_accounting.pld.PLDAccountant()
-    acc.compose(_event(noise_multiplier, sampling_rate, steps))
+    acc.compose(_event(noise_multiplier, schedule))
     return float(acc.get_epsilon(delta))
 
 
 @ACCOUNTANTS.register("prv", help="Privacy random variables (Opacus' PRV accountant).")
-def _prv_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> float:
+def _prv_epsilon(noise_multiplier: float, schedule: Schedule, delta: float) -> float:
     from opacus.accountants import PRVAccountant
 
     prv = PRVAccountant()
-    prv.history = [(noise_multiplier, sampling_rate, steps)]
+    prv.history = [(noise_multiplier, q, steps) for q, steps in schedule if steps]
     return float(prv.get_epsilon(delta))
 
 
@@ -99,11 +124,45 @@ def epsilon(
 ) -> float:
     """Epsilon after ``steps`` subsampled Gaussian steps (``inf`` without noise, ``0`` after no step)."""
     _check(noise_multiplier, sampling_rate, steps, delta)
-    if steps == 0:
+    return epsilon_of_schedule(noise_multiplier=noise_multiplier, schedule=((sampling_rate, steps),), delta=delta,
+                               method=method)
+
+
+@functools.lru_cache(maxsize=1024)
+def epsilon_of_schedule(*, noise_multiplier: float, schedule: Schedule, delta: float, method: str = "rdp") -> float:
+    """Epsilon after the rounds of ``schedule`` (runs of ``(sampling_rate, rounds)``), composed in order."""
+    for q, steps in schedule:
+        _check(noise_multiplier, q, steps, delta)
+    schedule = tuple((float(q), int(steps)) for q, steps in schedule if steps)
+    if not schedule:
         return 0.0
     if noise_multiplier == 0:
         return math.inf
-    return ACCOUNTANTS.get(method)(noise_multiplier, sampling_rate, steps, delta)
+    return ACCOUNTANTS.get(method)(noise_multiplier, schedule, delta)
+
+
+def runs_of(rates: Sequence[float]) -> Schedule:
+    """Consecutive equal rates as runs: ``[0.5, 0.5, 0.2] -> ((0.5, 2), (0.2, 1))``."""
+    runs: list[tuple[float, int]] = []
+    for q in rates:
+        if runs and runs[-1][0] == q:
+            runs[-1] = (q, runs[-1][1] + 1)
+        else:
+            runs.append((float(q), 1))
+    return tuple(runs)
+
+
+def record_release(state: ServerState, sampling_rate: float) -> None:
+    """Append one released round, sampled at ``sampling_rate``, to the state's ledger (checkpointed)."""
+    entry = state.buffers.get(LEDGER)
+    old = entry["sampling_rate"] if entry is not None else np.zeros(0, np.float64)
+    state.buffers[LEDGER] = Parameters({"sampling_rate": np.append(old, np.float64(sampling_rate))})
+
+
+def ledger_rates(state: ServerState) -> list[float] | None:
+    """The sampling rate of every released round, or ``None`` when the strategy keeps no ledger."""
+    entry = state.buffers.get(LEDGER)
+    return None if entry is None else [float(q) for q in entry["sampling_rate"]]
 
 
 def noise_for_epsilon(
@@ -122,7 +181,7 @@ def noise_for_epsilon(
         raise ConfigError(f"target epsilon must be > 0, got {target_epsilon}")
     z = dp_accounting.calibrate_dp_mechanism(
         lambda: dp_accounting.rdp.RdpAccountant(_FAST_ORDERS),
-        lambda z: _event(z, sampling_rate, steps),
+        lambda z: _event(z, ((sampling_rate, steps),)),
         target_epsilon,
         delta,
         bracket_interval=dp_accounting.ExplicitBracketInterval(0.05, 500.0),
@@ -150,20 +209,47 @@ def max_rounds(*, noise_multiplier: float, sampling_rate: float, delta: float, t
     return lo
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A privacy budget that a mechanism checks BEFORE it releases a round.
+
+    Central DP learns a round's real sampling rate only when it samples (a deployment may have
+    fewer clients connected than planned), so it asks :meth:`allows` with that rate and skips the
+    round, releasing nothing, when the round would exceed ``target_epsilon``.
+    """
+
+    noise_multiplier: float
+    delta: float
+    target_epsilon: float
+    method: str = "rdp"
+
+    def allows(self, rates: Sequence[float]) -> bool:
+        """Whether rounds sampled at ``rates`` (all of them, in order) stay within the target."""
+        return epsilon_of_schedule(noise_multiplier=self.noise_multiplier, schedule=runs_of(rates), delta=self.delta,
+                                   method=self.method) <= self.target_epsilon
+
+
 @dataclass
 class EpsilonObserver:
     """Round observer that writes ``epsilon`` into each round's record and enforces a budget.
 
-    Register it BEFORE the run store and progress bar so that they see the value. With a target,
-    training stops (``StopTraining``) after the last round that keeps epsilon within it.
+    With ``ledger=True`` (central DP) each round is accounted with the sampling rate it really
+    had: the rates in the state's :data:`LEDGER` (written by central DP for every released round:
+    the probability with which each *available* client was sampled), composed round by round; a
+    round that released nothing costs nothing. Otherwise (local DP) every round is charged at
+    ``sampling_rate``. Register it BEFORE
+    the run store and progress bar so that they see the value. With a target, training stops
+    (``StopTraining``) after the last round that keeps epsilon within it (the next round is
+    predicted at the last round's rate).
 
     Args:
-        noise_multiplier: Noise std divided by the clip norm (the accounted multiplier).
-        sampling_rate: Clients per round / population (``1`` for local DP: the server sees who took part).
+        noise_multiplier: Noise std divided by the L2 sensitivity (the accounted multiplier).
+        sampling_rate: The planned rate, used for rounds without a ledger entry (``1`` for local DP).
         delta: The delta of the reported (epsilon, delta).
         method: ``rdp``, ``pld`` or ``prv``.
         target_epsilon: Budget; ``None`` for no limit.
         planned_rounds: The run's last round (no need to stop after it).
+        ledger: Account the rates of the state's ledger (central DP) instead of ``sampling_rate``.
     """
 
     noise_multiplier: float
@@ -172,17 +258,39 @@ class EpsilonObserver:
     method: str = "rdp"
     target_epsilon: float | None = None
     planned_rounds: int | None = None
+    ledger: bool = False
 
     def epsilon_after(self, rounds: int) -> float:
+        """Epsilon after ``rounds`` rounds at the planned rate."""
         return epsilon(noise_multiplier=self.noise_multiplier, sampling_rate=self.sampling_rate,
                        steps=rounds, delta=self.delta, method=self.method)
 
+    def epsilon_of(self, rates: Sequence[float]) -> float:
+        """Epsilon after rounds sampled at ``rates``, in order."""
+        return epsilon_of_schedule(noise_multiplier=self.noise_multiplier, schedule=runs_of(rates),
+                                   delta=self.delta, method=self.method)
+
+    def rates(self, record: RoundRecord, state: ServerState) -> list[float]:
+        """The sampling rate of every released round so far (from the ledger, else the planned rate)."""
+        if not self.ledger:
+            return [self.sampling_rate] * record.round
+        return ledger_rates(state) or []
+
     def on_round_end(self, record: RoundRecord, state: ServerState) -> None:
-        eps = self.epsilon_after(record.round)
+        rates = self.rates(record, state)
+        eps = self.epsilon_of(rates)
         record.metrics["epsilon"] = eps
         record.metrics["delta"] = self.delta
+        if rates:
+            record.metrics["dp_sampling_rate"] = rates[-1]
+        if record.metrics.get(EXHAUSTED):
+            raise StopTraining(
+                f"privacy budget: epsilon {eps:.3f} after round {record.round - 1}; round {record.round} was not "
+                f"released: at the sampling rate it really had it would exceed the target {self.target_epsilon}"
+            )
         last = self.planned_rounds is not None and record.round >= self.planned_rounds
-        if self.target_epsilon is not None and not last and self.epsilon_after(record.round + 1) > self.target_epsilon:
+        next_rate = rates[-1] if rates else self.sampling_rate
+        if self.target_epsilon is not None and not last and self.epsilon_of([*rates, next_rate]) > self.target_epsilon:
             raise StopTraining(
                 f"privacy budget: epsilon {eps:.3f} after round {record.round}; one more round would exceed "
                 f"the target {self.target_epsilon}"

@@ -12,6 +12,15 @@ the client's participation as a whole. The client counts its DP-SGD steps across
 state and reports its cumulative ``dp_sgd_epsilon``. Opacus and the accountant (dp_accounting)
 are imported only when a client trains.
 
+Randomness: the DP-SGD noise and the Poisson sampling of batches draw from ``torch.Generator`` objects
+seeded with 64 bits from ``os.urandom`` for every task, never from the task seed (which the server
+chose and knows: with it, the noise could be replayed and subtracted from the update). Opacus'
+own ``secure_mode`` would use a CSPRNG stream (torchcsprng), which is not installable with this
+torch; a Mersenne Twister seeded from the OS is unpredictable to anyone who only knows the run
+and task seeds, but it is not a cryptographic stream, and Opacus' Gaussian sampler is the
+floating-point one (Mironov 2012). ``DPSGD(reproducible_noise=True)`` restores the task seed:
+reproducible, and NOT private.
+
 Example:
     >>> import torch
     >>> from torch import nn
@@ -27,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -39,7 +49,7 @@ from fedloom.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DPSGD", "DPSGDTrainer", "train_dp_sgd"]
+__all__ = ["DPSGD", "DPSGDTrainer", "secure_generator", "train_dp_sgd"]
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +65,13 @@ class DPSGD:
         noise_multiplier: Noise std divided by ``max_grad_norm``.
         max_grad_norm: Per-sample gradient clip norm.
         delta: The delta of the reported per-client epsilon.
+        reproducible_noise: Draw noise and batches from the task seed (reproducible, NOT private).
     """
 
     noise_multiplier: float = 1.0
     max_grad_norm: float = 1.0
     delta: float = 1e-5
+    reproducible_noise: bool = False
 
     def __post_init__(self) -> None:
         if self.noise_multiplier < 0 or not self.max_grad_norm > 0:
@@ -89,7 +101,10 @@ class DPSGDTrainer:
         if float(ins.config.get("proximal_mu", 0.0)) > 0 and "proximal_mu" not in _warned:
             _warned.add("proximal_mu")
             log.warning("DP-SGD trains the data loss only: the task's proximal_mu (FedProx) is not applied")
-        generator = task_generator(ins.config)
+        if self.settings.reproducible_noise:
+            generator = task_generator(ins.config)  # insecure-reproducible: the server knows the task seed
+        else:
+            generator = secure_generator()
         optimizer = task_optimizer(ctx, ins.config)
         loss, metrics = train_dp_sgd(ctx, self.settings, optimizer, ins, generator)
         return TrainOutcome(loss, metrics)
@@ -98,9 +113,20 @@ class DPSGDTrainer:
         return f"DPSGDTrainer({self.settings!r})"
 
 
+def secure_generator() -> torch.Generator:
+    """A ``torch.Generator`` seeded with 64 bits from the OS CSPRNG (never from the run or task seed)."""
+    import torch
+
+    return torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little"))
+
+
 def train_dp_sgd(ctx: TrainContext, settings: DPSGD, optimizer: torch.optim.Optimizer, ins: FitIns,
                  generator: torch.Generator) -> tuple[float, Metrics]:
-    """Train ``ctx.model`` with Opacus DP-SGD per the task; returns last-epoch loss and metrics."""
+    """Train ``ctx.model`` with Opacus DP-SGD per the task; returns last-epoch loss and metrics.
+
+    ``generator`` orders the Poisson batches and seeds the noise (:func:`secure_generator` unless
+    the settings ask for reproducible, not private, noise).
+    """
     import numpy as np
     from opacus import PrivacyEngine
     from torch.utils.data import DataLoader, TensorDataset

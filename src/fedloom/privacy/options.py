@@ -16,7 +16,7 @@ class PrivacyOptions:
 
     secagg: bool = option(False, "Secure aggregation (SecAgg+): the server learns only the sum of the updates.")
     secagg_neighbours: int = option(0, "SecAgg+ neighbours per client: 0 = about 2*log2(n), -1 = complete graph.")
-    secagg_threshold: int = option(0, "Shares needed to recover a secret (0 = a majority of the neighbours).")
+    secagg_threshold: int = option(0, "Shares needed to recover a secret: 0 = a majority of the neighbours, else >= 2.")
     secagg_bits: int = option(32, "SecAgg ring size 2^bits for the quantized updates (uploads use the narrowest int).")
     secagg_weight_cap: float = option(1000.0, "SecAgg example weights are min(n, cap)/cap (FedAvg weighting).")
     dp: str = option("none", "Differential privacy.", choices=lambda: DP_MODES)
@@ -29,6 +29,9 @@ class PrivacyOptions:
     dp_sgd: bool = option(False, "Sample-level DP-SGD in local training (Opacus).")
     dp_sgd_noise_multiplier: float = option(1.0, "DP-SGD noise multiplier (per-sample gradients).")
     dp_sgd_max_grad_norm: float = option(1.0, "DP-SGD per-sample gradient clip norm.")
+    dp_insecure_reproducible_noise: bool = option(
+        False, "NOT PRIVATE: draw DP noise, DP sampling and SecAgg rounding from the run/task seeds (reproducible, "
+        "so anyone who knows the seed can subtract the noise). For debugging and tests only.")
 
     def validate(self) -> None:
         """Raise :class:`~fedloom.errors.ConfigError` for an invalid value of this section alone."""
@@ -41,7 +44,9 @@ class PrivacyOptions:
         need(self.accountant in ACCOUNTANTS,
              f"unknown accountant {self.accountant!r}; choose one of: {ACCOUNTANTS.choices()}")
         need(self.secagg_neighbours >= -1, f"secagg_neighbours must be >= -1, got {self.secagg_neighbours}")
-        need(self.secagg_threshold >= 0, f"secagg_threshold must be >= 0, got {self.secagg_threshold}")
+        need(self.secagg_threshold == 0 or self.secagg_threshold >= 2,
+             f"secagg_threshold must be 0 (a majority of the neighbours) or >= 2, got {self.secagg_threshold}: with "
+             "threshold 1 every share is the secret itself, so any one neighbour could unmask a client")
         need(2 <= self.secagg_bits <= 64, f"secagg_bits must be in 2..64, got {self.secagg_bits}")
         need(self.secagg_weight_cap >= 0, f"secagg_weight_cap must be >= 0, got {self.secagg_weight_cap}")
         need(self.dp_sgd_noise_multiplier >= 0 and self.dp_sgd_max_grad_norm > 0,

@@ -9,10 +9,11 @@ from fedloom.core.registry import Registry
 
 __all__ = ["ACCOUNTANTS", "DP_MODES", "DPMode"]
 
-ACCOUNTANTS: Registry[Callable[[float, float, int, float], float]] = Registry(
+ACCOUNTANTS: Registry[Callable[[float, tuple[tuple[float, int], ...], float], float]] = Registry(
     "accountant", modules=["fedloom.privacy.accountant"]
 )
-"""``(noise_multiplier, sampling_rate, steps, delta) -> epsilon`` by name."""
+"""``(noise_multiplier, schedule, delta) -> epsilon`` by name; ``schedule`` is the runs of rounds
+``((sampling_rate, rounds), ...)`` in order (Poisson-sampled Gaussian steps)."""
 
 
 @dataclass(frozen=True)

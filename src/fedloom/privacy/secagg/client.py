@@ -5,6 +5,11 @@
 stage trains (``inner.fit``); it uploads the clipped, quantized, masked delta from the global model,
 never the model itself.
 
+Randomness: the round secret (from which the keys and the self-mask seed ``b`` are derived) comes
+from ``os.urandom``; the stochastic rounding of the quantizer draws from a generator seeded by the
+OS CSPRNG for each task, never from the task seed the server chose (``reproducible_rounding=True``
+restores the task seed, for ``--dp-insecure-reproducible-noise`` only).
+
 State: one fresh 32-byte round secret and the stage reached, kept in ``state["secagg"]``. A
 deployed client is one long-lived process and keeps the dict in memory; a simulated client is
 rebuilt from its factory for every task, so the factory passes the client's entry of a
@@ -29,6 +34,7 @@ from fedloom.core.client_state import ClientState
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import FitIns, FitRes
 from fedloom.errors import ValidationError
+from fedloom.privacy.noise import SYSTEM, SeededRandom
 from fedloom.privacy.secagg import crypto, protocol, shamir
 from fedloom.privacy.secagg.protocol import ADVERTISE, MASK, SHARE, STAGES, payload, read_payload
 from fedloom.privacy.secagg.quantize import Quantizer, clip_l2
@@ -44,11 +50,14 @@ class SecAggClient(ClientWrapper):
     Args:
         inner: The client that trains (e.g. a :class:`~fedloom.TorchClient`).
         state: Where the round secret lives between stages (see the module docstring).
+        reproducible_rounding: Seed the stochastic rounding from the task seed (reproducible,
+            NOT private: the server chose that seed).
     """
 
-    def __init__(self, inner: Client, *, state: ClientState | None = None) -> None:
+    def __init__(self, inner: Client, *, state: ClientState | None = None, reproducible_rounding: bool = False) -> None:
         self.inner = inner
         self.state: ClientState = state if state is not None else {}
+        self.reproducible_rounding = reproducible_rounding
 
     def fit_task(self, ins: FitIns) -> FitRes:
         """Run the stage ``config["secagg_stage"]`` names, or ordinary training if none."""
@@ -98,6 +107,8 @@ class SecAggClient(ClientWrapper):
     def _share(self, ins: FitIns, keys: protocol.RoundKeys, rnd: int, me: int) -> FitRes:
         peers, pk_c, _ = read_payload(ins.extras, "peers", "pk_c", "pk_s")
         threshold = int(ins.config["secagg_threshold"])
+        if threshold < 2 and len(peers) > 1:  # a share of a threshold-1 sharing IS the secret
+            raise ValidationError(f"refusing to share with threshold {threshold}: any one neighbour could unmask me")
         xs = peers.astype(np.int64) + 1
         shares_b = shamir.split(keys.b, xs, threshold)
         shares_s = shamir.split(keys.s_bytes, xs, threshold)
@@ -123,7 +134,7 @@ class SecAggClient(ClientWrapper):
             clip=float(ins.config["secagg_clip"]),
             weight_cap=float(ins.config["secagg_weight_cap"]),
             quantizer=quantizer,
-            rng=np.random.default_rng(int(ins.config.get("seed", 0))),
+            rng=self._rounding_rng(ins),
         )
         masked = quantizer.add(masked, crypto.prg_mask(keys.b, masked.size, quantizer.bits))
         for row, peer in enumerate(peers):
@@ -131,6 +142,11 @@ class SecAggClient(ClientWrapper):
             mask = crypto.prg_mask(seed, masked.size, quantizer.bits)
             masked = quantizer.add(masked, mask) if me < int(peer) else quantizer.sub(masked, mask)
         return FitRes(Parameters(), res.num_examples, dict(res.metrics), payload(masked=masked))
+
+    def _rounding_rng(self, ins: FitIns) -> np.random.Generator:
+        if self.reproducible_rounding:
+            return SeededRandom.from_seed(int(ins.config.get("seed", 0))).generator()  # insecure-reproducible: opt-in
+        return SYSTEM.generator()
 
     def _unmask(self, ins: FitIns, keys: protocol.RoundKeys, rnd: int, me: int) -> FitRes:
         peers, pk_c, sealed, alive = read_payload(ins.extras, "peers", "pk_c", "ct", "alive")

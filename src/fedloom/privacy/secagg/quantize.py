@@ -2,11 +2,13 @@
 
 Each client clips its update (the delta from the global model) to L2 norm ``C``, so every coordinate
 lies in ``[-C, C]``; it multiplies by ``scale`` and rounds stochastically (unbiased: ``E[q] = x*scale``)
-to a signed integer, stored in two's complement modulo ``m``. The scale is chosen so that the sum
-of ``n`` clients stays inside ``(-m/2, m/2)``: ``n * (scale * B + 1) <= m/2 - 1`` where ``B`` bounds
-every coordinate. The sum then decodes exactly, with an error of at most ``n / scale`` per
-coordinate from rounding. A ring too small for ``n`` clients is a :class:`ConfigError`, never a
-silent overflow.
+to a signed integer, stored in two's complement modulo ``m``. The number of levels per bound is an
+INTEGER ``L``, computed with integer arithmetic so that the sum of ``n`` clients stays inside
+``(-m/2, m/2)``: ``n * (L + 1) <= m/2 - 1``. ``L`` is capped at ``2^52``: a float64 carries no more
+precision, and beyond it ``x * L / B`` could round past ``L`` (which is how a float scale made
+``+2`` decode as ``-2`` for ``bits >= 56``). Encoded integers are clamped to ``[-(L+1), L+1]``,
+so a sum of ``n`` encodings decodes exactly, with an error of at most ``n / scale`` per coordinate
+from rounding. A ring too small for ``n`` clients is a :class:`ConfigError`, never a silent overflow.
 
 Example:
     >>> q = Quantizer(bits=32, num_clients=4, bound=1.0)
@@ -24,7 +26,10 @@ import numpy as np
 from fedloom.errors import ConfigError
 from fedloom.privacy.secagg.crypto import ring_dtype
 
-__all__ = ["Quantizer", "clip_l2"]
+__all__ = ["MAX_LEVELS", "Quantizer", "clip_l2"]
+
+MAX_LEVELS = 1 << 52
+"""The most levels a bound is cut into: float64 inputs carry no more precision."""
 
 
 def clip_l2(vector: np.ndarray, clip: float) -> tuple[np.ndarray, bool]:
@@ -56,7 +61,7 @@ class Quantizer:
             raise ConfigError("a secure sum needs at least one client")
         if not self.bound > 0:
             raise ConfigError(f"the clipping bound must be > 0, got {self.bound}")
-        if self.scale <= 0:
+        if self.levels < 1:
             raise ConfigError(
                 f"a ring of 2^{self.bits} cannot hold the sum of {self.num_clients} clients without overflow; "
                 f"raise --secagg-bits (at least {self.min_bits(self.num_clients)} for any useful precision)"
@@ -65,7 +70,7 @@ class Quantizer:
     @staticmethod
     def min_bits(num_clients: int) -> int:
         """Smallest ring for which ``num_clients`` clients leave room for at least one level per unit."""
-        return int(np.ceil(np.log2(4 * num_clients + 2))) + 1
+        return (4 * num_clients + 1).bit_length() + 1  # ceil(log2(4n + 2)) + 1, in integers
 
     @property
     def modulus(self) -> int:
@@ -76,10 +81,15 @@ class Quantizer:
         return ring_dtype(self.bits)
 
     @property
-    def scale(self) -> float:
-        """Integer levels per unit: the largest with ``n * (scale * bound + 1) <= m/2 - 1``."""
+    def levels(self) -> int:
+        """``L``: the largest integer with ``n * (L + 1) <= m/2 - 1``, at most ``2^52`` (integer arithmetic)."""
         half = (self.modulus >> 1) - 1
-        return (half / self.num_clients - 1.0) / self.bound
+        return min(half // self.num_clients - 1, MAX_LEVELS)
+
+    @property
+    def scale(self) -> float:
+        """Levels per unit: ``L / bound``."""
+        return self.levels / self.bound
 
     @property
     def error_bound(self) -> float:
@@ -94,7 +104,8 @@ class Quantizer:
         scaled = np.clip(x, -self.bound, self.bound) * self.scale
         low = np.floor(scaled)
         ints = (low + (rng.random(x.shape) < (scaled - low))).astype(np.int64)
-        return self.reduce(ints)
+        top = self.levels + 1  # float rounding of x * scale can exceed L by a little: never by more than 1
+        return self.reduce(np.clip(ints, -top, top))
 
     def reduce(self, ints: np.ndarray) -> np.ndarray:
         """Signed integers (``|v| < 2^63``) to ring elements in :attr:`dtype`."""

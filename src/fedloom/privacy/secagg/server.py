@@ -24,6 +24,7 @@ from fedloom.core.pool import ClientPool, PoolResult
 from fedloom.core.strategy import Failure, weighted_mean_metrics
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Scalar
 from fedloom.errors import ConfigError, RoundFailedError, ValidationError
+from fedloom.privacy.noise import SYSTEM
 from fedloom.privacy.secagg import crypto, protocol, shamir
 from fedloom.privacy.secagg.graph import default_degree, default_threshold, neighbour_graph
 from fedloom.privacy.secagg.protocol import ADVERTISE, MASK, SHARE, UNMASK, payload, read_payload
@@ -49,7 +50,9 @@ class SecAggPool:
         bits: Ring size ``2^bits`` of the masked vectors.
         clip: L2 clip norm of each client's delta (a task config ``dp_clip`` overrides it per round).
         weight_cap: Example weights are ``min(n_i, cap) / cap``; ``0`` means unweighted.
-        seed: Seeds the neighbour graph of each round (public information).
+        seed: Seeds the neighbour graph of each round: reproducible, and known in advance to whoever
+            knows the seed (who could then corrupt the neighbours of a chosen client). ``None``
+            (the default, and what ``fedloom run`` uses): a fresh graph from the OS CSPRNG each round.
     """
 
     def __init__(
@@ -61,10 +64,11 @@ class SecAggPool:
         bits: int = 32,
         clip: float = 100.0,
         weight_cap: float = 1000.0,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
-        if threshold < 0:
-            raise ConfigError(f"secagg_threshold must be >= 0, got {threshold}")
+        if threshold < 0 or threshold == 1:
+            raise ConfigError(f"secagg_threshold must be 0 (a majority) or >= 2, got {threshold}: with threshold 1 "
+                              "every share IS the secret, so any one neighbour could unmask a client")
         if neighbours < -1:
             raise ConfigError(f"secagg_neighbours must be >= -1, got {neighbours}")
         if not clip > 0:
@@ -144,6 +148,8 @@ class _Round:
 
     def run(self) -> PoolResult[FitRes]:
         pool, empty = self.pool, Parameters()
+        if not self.tasks:  # nobody sampled (a Poisson cohort can be empty): nothing to aggregate, nothing revealed
+            return self.out
         if len(self.tasks) < 2:
             raise self.fail(f"secure aggregation needs at least 2 clients, got {len(self.tasks)}")
         adv = self.call(ADVERTISE, {i: ({}, empty, {}) for i in range(len(self.tasks))}, ["pk_c", "pk_s"])
@@ -153,7 +159,10 @@ class _Round:
         k, t = pool.graph_parameters(len(u1))
         if len(u1) < t + 1:
             raise self.fail(f"only {len(u1)} clients advertised keys, threshold {t} needs {t + 1}")
-        rng = np.random.default_rng([pool.seed, self.rnd])
+        if pool.seed is None:
+            rng = SYSTEM.generator()
+        else:
+            rng = np.random.default_rng([pool.seed, self.rnd])  # insecure-reproducible: an explicit seed only
         local = neighbour_graph(len(u1), k, rng)
         nb = {u1[a]: np.array([u1[b] for b in local[a]], dtype=np.int64) for a in range(len(u1))}
         pk_c = {i: adv[i].extras[protocol.EXTRA]["pk_c"] for i in u1}
