@@ -145,7 +145,8 @@ def report(results: dict) -> None:
         lines += ["**Secure noise** (one Gaussian release, same run, best of 5):", "",
                   "| noise | time per 100k coordinates | ratio |", "| --- | ---: | ---: |"]
         for row in results["noise"]:
-            lines.append(f"| {row['variant']} | {row['seconds'] * 1e3:.2f} ms | {row['seconds'] / old['seconds']:.0f}x |")
+            ratio = row["seconds"] / old["seconds"]
+            lines.append(f"| {row['variant']} | {row['seconds'] * 1e3:.2f} ms | {ratio:.0f}x |")
         lines += ["", f"The discrete Gaussian from the OS CSPRNG costs {new['seconds'] * 1e3:.0f} ms per 100k "
                   "coordinates per round: negligible next to a round's training.", ""]
     failures = {k: r["accuracy"] for k, r in runs.items() if not isinstance(r["accuracy"], float)}
