@@ -55,3 +55,14 @@ def test_cancel_stops_the_worker(tmp_path: Path) -> None:
 @pytest.mark.parametrize("history", [[], [{"round": 1}]])
 def test_histories_without_metrics_draw_nothing(tmp_path: Path, history: list) -> None:
     assert plot_worker.PlotWorker(tmp_path).finish(history) == []
+
+
+def test_two_workers_share_the_plots_and_return_every_path_in_order(tmp_path: Path, caplog) -> None:
+    from fedloom.runs.plot_worker import PlotWorkers
+
+    workers = PlotWorkers(tmp_path)
+    assert [w.names for w in workers.workers] == [("accuracy", "loss", "privacy"), ("bytes", "accuracy_vs_bytes")]
+    with caplog.at_level("INFO"):
+        paths = workers.finish(HISTORY)
+    assert [p.stem for p in paths] == ["accuracy", "loss", "bytes", "accuracy_vs_bytes"]
+    assert _pngs(paths) == NAMES and "plot worker" not in caplog.text

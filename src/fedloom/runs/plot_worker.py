@@ -12,29 +12,38 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fedloom.runs.plots import write_plots
+from fedloom.runs.plots import ALL_PLOTS, write_plots
 
-__all__ = ["PlotWorker"]
+__all__ = ["PlotWorker", "PlotWorkers"]
 
 log = logging.getLogger(__name__)
 
 
 class PlotWorker:
-    """A process that writes the plots of the run in ``out_dir`` once it is given the history."""
+    """A process that writes the plots of the run in ``out_dir`` once it is given the history.
 
-    def __init__(self, out_dir: str | Path, *, timeout_s: float = 120.0) -> None:
+    Args:
+        out_dir: The run directory.
+        names: The plots this worker draws (see :data:`fedloom.runs.plots.ALL_PLOTS`).
+        timeout_s: How long :meth:`finish` waits before drawing here instead.
+    """
+
+    def __init__(self, out_dir: str | Path, *, names: Sequence[str] = ALL_PLOTS, timeout_s: float = 120.0) -> None:
         self.out_dir = Path(out_dir)
+        self.names = tuple(names)
         self.timeout_s = timeout_s
         self._proc: subprocess.Popen[str] | None = None
         self._history: list[dict[str, Any]] = []
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "fedloom.runs.plot_worker", str(self.out_dir)],
+                [sys.executable, "-m", "fedloom.runs.plot_worker", str(self.out_dir), *self.names],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
         except OSError as exc:
@@ -58,16 +67,22 @@ class PlotWorker:
             self.send(history)
         history = self._history
         proc, self._proc = self._proc, None
-        if proc is not None:
+        if proc is not None and proc.stdout is not None:
             try:
-                out, err = proc.communicate(timeout=self.timeout_s)
-                if proc.returncode == 0:
-                    return [Path(p) for p in json.loads(out.strip().splitlines()[-1])]
+                # The answer is one line, printed once every PNG is written: take it without waiting
+                # for the worker's interpreter to shut down (it exits by itself right after).
+                ready, _, _ = select.select([proc.stdout], [], [], self.timeout_s)
+                line = proc.stdout.readline() if ready else ""
+                if line.strip():
+                    return [Path(p) for p in json.loads(line)]
+                proc.wait(timeout=5)
+                err = proc.stderr.read() if proc.stderr is not None else ""
                 log.warning("plot worker failed (exit %s): %s", proc.returncode, err.strip()[-500:])
-            except (subprocess.TimeoutExpired, ValueError, IndexError, OSError) as exc:
-                proc.kill()
+            except (subprocess.TimeoutExpired, ValueError, OSError) as exc:
                 log.warning("plot worker failed (%s); drawing the plots here", exc)
-        return write_plots(history, self.out_dir)
+            if proc.poll() is None:
+                proc.kill()
+        return write_plots(history, self.out_dir, self.names)
 
     def cancel(self) -> None:
         """Stop the worker without plots (the run failed)."""
@@ -77,7 +92,31 @@ class PlotWorker:
             proc.wait()
 
 
-def _main(out_dir: str) -> None:
+class PlotWorkers:
+    """Two :class:`PlotWorker` processes sharing the plots, so that the final drawing, which happens
+    after the last round while this process waits, uses both cores of a small machine."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        half = (len(ALL_PLOTS) + 1) // 2
+        self.workers = [PlotWorker(out_dir, names=ALL_PLOTS[:half]), PlotWorker(out_dir, names=ALL_PLOTS[half:])]
+
+    def send(self, history: list[dict[str, Any]]) -> None:
+        for worker in self.workers:
+            worker.send(history)
+
+    def finish(self, history: list[dict[str, Any]] | None = None) -> list[Path]:
+        """Every plot's path, in :data:`~fedloom.runs.plots.ALL_PLOTS` order."""
+        if history is not None:
+            self.send(history)
+        paths = [p for worker in self.workers for p in worker.finish()]
+        return sorted(paths, key=lambda p: ALL_PLOTS.index(p.stem))
+
+    def cancel(self) -> None:
+        for worker in self.workers:
+            worker.cancel()
+
+
+def _main(out_dir: str, names: Sequence[str]) -> None:
     import io
 
     import matplotlib
@@ -89,13 +128,12 @@ def _main(out_dir: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([0, 1], [0, 1], marker="o", label="warm-up")
     ax.legend()
-    fig.tight_layout()
     fig.savefig(io.BytesIO(), format="png", dpi=100)
     plt.close(fig)
     history = json.loads(sys.stdin.read())
-    paths = write_plots(history, out_dir)
-    print(json.dumps([str(p) for p in paths]))
+    paths = write_plots(history, out_dir, names or ALL_PLOTS)
+    print(json.dumps([str(p) for p in paths]), flush=True)
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1])
+    _main(sys.argv[1], sys.argv[2:])

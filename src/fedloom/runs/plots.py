@@ -18,8 +18,17 @@ PLOTS: dict[str, tuple[Sequence[str], str]] = {
 }
 
 
-def write_plots(history: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """Write one PNG per metric family present in ``history``; returns the paths written."""
+ALL_PLOTS: tuple[str, ...] = (*PLOTS, "accuracy_vs_bytes")
+"""Every plot :func:`write_plots` can draw, by file stem."""
+
+# Fixed margins instead of tight_layout(), which draws each figure once more just to measure it.
+_MARGINS = {"left": 0.13, "right": 0.97, "bottom": 0.12, "top": 0.96}
+
+
+def write_plots(history: list[dict[str, Any]], out_dir: str | Path,
+                names: Sequence[str] = ALL_PLOTS) -> list[Path]:
+    """Write one PNG per metric family present in ``history`` (only those in ``names``); returns the
+    paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,6 +37,8 @@ def write_plots(history: list[dict[str, Any]], out_dir: str | Path) -> list[Path
     out_dir = Path(out_dir)
     written: list[Path] = []
     for name, (keys, ylabel) in PLOTS.items():
+        if name not in names:
+            continue
         series = {k: [(h["round"], h[k]) for h in history if k in h] for k in keys}
         series = {k: v for k, v in series.items() if v}
         if not series:
@@ -40,12 +51,12 @@ def write_plots(history: list[dict[str, Any]], out_dir: str | Path) -> list[Path
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
+        fig.subplots_adjust(**_MARGINS)
         path = out_dir / f"{name}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    bytes_plot = _accuracy_vs_bytes(history, out_dir, plt)
+    bytes_plot = _accuracy_vs_bytes(history, out_dir, plt) if "accuracy_vs_bytes" in names else None
     if bytes_plot is not None:
         written.append(bytes_plot)
     return written
@@ -74,7 +85,7 @@ def _accuracy_vs_bytes(history: list[dict[str, Any]], out_dir: Path, plt: Any) -
     ax.set_ylabel(key)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
+    fig.subplots_adjust(**_MARGINS)
     path = out_dir / "accuracy_vs_bytes.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)

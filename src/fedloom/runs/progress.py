@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from fedloom.core.strategy import ServerState
 from fedloom.engine import RoundRecord
+
+if TYPE_CHECKING:  # rich and tqdm load when a bar or a table is shown
+    from rich.console import Console
 
 __all__ = ["ProgressBar", "summary_table"]
 
@@ -20,20 +19,29 @@ class ProgressBar:
     """A tqdm bar advanced once per round, showing the latest accuracy/loss (and epsilon)."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True) -> None:
-        self.bar = tqdm(total=total, initial=initial, desc="rounds", unit="round", disable=not enabled,
-                        dynamic_ncols=True)
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc="rounds", unit="round", dynamic_ncols=True)
 
     def on_round_end(self, record: RoundRecord, state: ServerState) -> None:
+        if self.bar is None:
+            return
         shown = {k: f"{record.metrics[k]:.4f}" for k in _SHOWN if k in record.metrics}
         self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def summary_table(summary: dict[str, Any], console: Console | None = None) -> None:
     """Print the final summary of a run as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = console or Console()
     table = Table(title="fedloom run summary", show_header=True)
     table.add_column("metric")

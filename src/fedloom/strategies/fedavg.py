@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -206,7 +207,7 @@ class FedAvg(Strategy):
                 f"({len(failures)} failures)"
             )
         global_vec = state.parameters.flatten()
-        updates, bounded = bound_update_norms([r.parameters.flatten() - global_vec for _, r in results],
+        updates, bounded = bound_update_norms(update_rows([r.parameters for _, r in results], global_vec),
                                               self.max_norm_ratio)
         delta = self.aggregator(updates, self.client_weights(results))
         self.apply_update(state, rnd, delta)
@@ -269,18 +270,38 @@ def bound_update_norms(updates: Sequence[np.ndarray], ratio: float) -> tuple[lis
     """
     if ratio <= 0 or not updates:
         return list(updates), 0
-    norms = np.array([_l2(u) for u in updates])
-    bound = ratio * lower_median(norms)
+    # Plain norms first (one pass, no copies); the overflow-safe norm only where it decides something:
+    # for the median client and for the updates near or above the bound.
+    fast = np.array([math.sqrt(float(np.dot(u, u))) for u in updates])
+    order = np.argsort(fast, kind="stable")
+    median_norm = _l2(updates[int(order[(len(updates) - 1) // 2])]) if np.isfinite(fast).all() else lower_median(
+        [_l2(u) for u in updates])
+    bound = ratio * median_norm
     if not bound > 0:  # most clients did not move: there is no scale to bound the others by
         return list(updates), 0
     out, bounded = [], 0
-    for u, norm in zip(updates, norms, strict=True):
-        if norm > bound:
-            bounded += 1
-            peak = float(np.max(np.abs(u)))
-            u = (u / peak) * (bound / (norm / peak))
+    for u, quick in zip(updates, fast, strict=True):
+        if quick > bound * (1 - 1e-9) or not math.isfinite(quick):
+            norm = _l2(u)
+            if norm > bound:
+                bounded += 1
+                peak = float(np.max(np.abs(u)))
+                u = (u / peak) * (bound / (norm / peak))
         out.append(u)
     return out, bounded
+
+
+def update_rows(results: Sequence[Parameters], global_vec: np.ndarray) -> list[np.ndarray]:
+    """Each result minus the global model, flat in float64: the same numbers as
+    ``p.flatten() - global_vec``, written once into one matrix (no per-client temporaries)."""
+    rows = np.empty((len(results), global_vec.size), dtype=np.float64)
+    for i, params in enumerate(results):
+        offset = 0
+        for arr in params.values():
+            size = arr.size
+            np.subtract(arr.reshape(-1), global_vec[offset : offset + size], out=rows[i, offset : offset + size])
+            offset += size
+    return list(rows)
 
 
 def _l2(u: np.ndarray) -> float:
