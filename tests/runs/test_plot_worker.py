@@ -57,12 +57,7 @@ def test_histories_without_metrics_draw_nothing(tmp_path: Path, history: list) -
     assert plot_worker.PlotWorker(tmp_path).finish(history) == []
 
 
-def test_two_workers_share_the_plots_and_return_every_path_in_order(tmp_path: Path, caplog) -> None:
-    from fedloom.runs.plot_worker import PlotWorkers
 
-    workers = PlotWorkers(tmp_path)
-    assert [w.names for w in workers.workers] == [("accuracy", "loss", "privacy"), ("bytes", "accuracy_vs_bytes")]
-    with caplog.at_level("INFO"):
-        paths = workers.finish(HISTORY)
-    assert [p.stem for p in paths] == ["accuracy", "loss", "bytes", "accuracy_vs_bytes"]
-    assert _pngs(paths) == NAMES and "plot worker" not in caplog.text
+def test_a_worker_draws_only_its_share_of_the_plots(tmp_path: Path) -> None:
+    paths = PlotWorker(tmp_path, names=("loss", "bytes")).finish(HISTORY)
+    assert _pngs(paths) == {"loss.png", "bytes.png"}

@@ -21,7 +21,7 @@ from typing import Any
 
 from fedloom.runs.plots import ALL_PLOTS, write_plots
 
-__all__ = ["PlotWorker", "PlotWorkers"]
+__all__ = ["PlotWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -90,30 +90,6 @@ class PlotWorker:
         if proc is not None:
             proc.kill()
             proc.wait()
-
-
-class PlotWorkers:
-    """Two :class:`PlotWorker` processes sharing the plots, so that the final drawing, which happens
-    after the last round while this process waits, uses both cores of a small machine."""
-
-    def __init__(self, out_dir: str | Path) -> None:
-        half = (len(ALL_PLOTS) + 1) // 2
-        self.workers = [PlotWorker(out_dir, names=ALL_PLOTS[:half]), PlotWorker(out_dir, names=ALL_PLOTS[half:])]
-
-    def send(self, history: list[dict[str, Any]]) -> None:
-        for worker in self.workers:
-            worker.send(history)
-
-    def finish(self, history: list[dict[str, Any]] | None = None) -> list[Path]:
-        """Every plot's path, in :data:`~fedloom.runs.plots.ALL_PLOTS` order."""
-        if history is not None:
-            self.send(history)
-        paths = [p for worker in self.workers for p in worker.finish()]
-        return sorted(paths, key=lambda p: ALL_PLOTS.index(p.stem))
-
-    def cancel(self) -> None:
-        for worker in self.workers:
-            worker.cancel()
 
 
 def _main(out_dir: str, names: Sequence[str]) -> None:

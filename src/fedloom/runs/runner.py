@@ -10,7 +10,7 @@ from typing import Any
 from fedloom.app.build import run_simulation
 from fedloom.app.config import RunConfig
 from fedloom.app.privacy import privacy_summary
-from fedloom.runs.plot_worker import PlotWorkers
+from fedloom.runs.plot_worker import PlotWorker
 from fedloom.runs.plots import write_html_report
 from fedloom.runs.progress import ProgressBar
 from fedloom.runs.store import RunStore, new_run_dir
@@ -36,7 +36,7 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
 
         initial = load_checkpoint(store.checkpoint_path)[0].round
     bar = ProgressBar(cfg.federation.rounds, initial=initial, enabled=cfg.run.progress)
-    plotter = PlotWorkers(out)  # import matplotlib in two other processes while this one trains
+    plotter = PlotWorker(out)  # imports matplotlib in another process while this one trains
     try:
         result = run_simulation(
             cfg, observers=[store, bar], checkpoint_path=store.checkpoint_path, resume=cfg.run.resume
