@@ -127,3 +127,31 @@ def test_an_update_longer_than_ten_median_norms_is_scaled_down() -> None:
     assert bound_update_norms([np.ones(4), np.ones(4), big], 10.0)[0][2] == pytest.approx(np.full(4, 10.0))
     same = [np.zeros(3), np.zeros(3), np.ones(3)]  # the median client did not move: nothing to scale by
     assert bound_update_norms(same, 10.0)[1] == 0
+
+
+def test_update_rows_and_norm_bounds_equal_the_plain_computation_bit_for_bit() -> None:
+    """The fast aggregation path (one matrix, dot-product norms) gives exactly the numbers of the
+    straightforward one (flatten each result, overflow-safe norm of every update)."""
+    from fedloom.core.strategy import lower_median
+    from fedloom.strategies.fedavg import _l2, bound_update_norms, update_rows
+
+    rng = np.random.default_rng(7)
+    shapes = {"w": ((5, 3), np.float32), "b": ((3,), np.float32), "steps": ((), np.int64), "mask": ((2,), np.bool_)}
+
+    def params(scale: float) -> Parameters:
+        return Parameters({k: (rng.normal(0, scale if dt == np.float32 else 1.0, s) if dt != np.bool_
+                               else rng.random(s) > 0.5).astype(dt) for k, (s, dt) in shapes.items()})
+
+    results = [params(1.0) for _ in range(6)] + [params(3e30)]  # the last one is an outlier to bound
+    global_vec = params(1.0).flatten()
+    fast = update_rows(results, global_vec)
+    plain = [p.flatten() - global_vec for p in results]
+    assert all(np.array_equal(a, b) for a, b in zip(fast, plain, strict=True))
+
+    norms = np.array([_l2(u) for u in plain])
+    bound = 10.0 * lower_median(norms)
+    reference = [(u / np.max(np.abs(u))) * (bound / (n / np.max(np.abs(u)))) if n > bound else u
+                 for u, n in zip(plain, norms, strict=True)]
+    bounded, count = bound_update_norms(fast, 10.0)
+    assert count == 1
+    assert all(np.array_equal(a, b) for a, b in zip(bounded, reference, strict=True))

@@ -272,7 +272,8 @@ def bound_update_norms(updates: Sequence[np.ndarray], ratio: float) -> tuple[lis
         return list(updates), 0
     # Plain norms first (one pass, no copies); the overflow-safe norm only where it decides something:
     # for the median client and for the updates near or above the bound.
-    fast = np.array([math.sqrt(float(np.dot(u, u))) for u in updates])
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing square is handled below
+        fast = np.array([math.sqrt(float(np.dot(u, u))) for u in updates])
     order = np.argsort(fast, kind="stable")
     median_norm = _l2(updates[int(order[(len(updates) - 1) // 2])]) if np.isfinite(fast).all() else lower_median(
         [_l2(u) for u in updates])
