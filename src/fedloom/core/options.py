@@ -27,7 +27,7 @@ from typing import Any
 
 from fedloom.errors import ConfigError
 
-__all__ = ["option", "need", "choose"]
+__all__ = ["option", "need"]
 
 
 def option(default: Any, help: str, *, choices: Callable[[], Any] | None = None,  # noqa: A002
@@ -54,7 +54,3 @@ def need(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
 
-
-def choose(name: str, registry: Any) -> None:
-    """Raise :class:`ConfigError` unless ``name`` is registered (the registry's message lists choices)."""
-    registry.get(name)

@@ -114,11 +114,6 @@ class Registry(Generic[T]):
             raise ConfigError(f"a lazy {self.kind} target must be 'module:attribute', got {target!r}")
         self._entries.setdefault(name, Entry(name, _Lazy(target), help))  # type: ignore[arg-type]
 
-    def add_modules(self, *modules: str) -> None:
-        """More modules to import on first use (e.g. from a plugin package's ``__init__``)."""
-        self._modules.extend(modules)
-        self._loaded = False
-
     # -- lookup ------------------------------------------------------------------------------
     def _load(self) -> None:
         if self._loaded or self._loading:
