@@ -19,29 +19,15 @@ from scipy.stats import norm
 from fedloom import RunConfig
 from fedloom.app.privacy import privacy_observers, privacy_summary, wrap_strategy
 from fedloom.backends import InlinePool
-from fedloom.core.client import Client
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import ServerState
-from fedloom.core.types import Config, EvaluateRes, FitRes
 from fedloom.engine import FederatedLoop, RoundRecord
 from fedloom.privacy.accountant import epsilon
 from fedloom.strategies import FedAvg
 
+from .helpers import Delta
+
 Z = 1.0
-
-
-class Delta(Client):
-    def __init__(self, delta: np.ndarray) -> None:
-        self.delta = delta
-
-    def get_parameters(self, config: Config) -> Parameters:
-        return Parameters({"w": np.zeros_like(self.delta)})
-
-    def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        return FitRes(Parameters({"w": parameters["w"] + self.delta}), 10)
-
-    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
-        return EvaluateRes(0.0, 1, {})
 
 
 def _deployment(cfg: RunConfig, connected: int):

@@ -19,15 +19,15 @@ from torch import nn
 
 from fedloom import RunConfig, TorchClient
 from fedloom.backends import InlinePool
-from fedloom.core.client import Client
 from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import Config, EvaluateRes, FitRes
 from fedloom.engine import FederatedLoop
 from fedloom.privacy.dp import CentralDP, LocalDPClient
 from fedloom.privacy.opacus import DPSGD
 from fedloom.privacy.secagg import Quantizer, SecAggClient, SecAggPool
 from fedloom.strategies import FedAvg
+
+from .helpers import Delta
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "fedloom"
 # Everything that draws privacy-relevant randomness: the privacy feature and the app's privacy wiring.
@@ -64,20 +64,6 @@ def test_no_privacy_module_draws_from_a_seeded_generator():
     # the opt-in lines are few, and each sits behind the explicit option
     marked = [(p, line) for p in PRIVACY_FILES for line in p.read_text().splitlines() if OPT_IN in line]
     assert 1 <= len(marked) <= 7, marked
-
-
-class Delta(Client):
-    def __init__(self, delta: np.ndarray) -> None:
-        self.delta = delta
-
-    def get_parameters(self, config: Config) -> Parameters:
-        return Parameters({"w": np.zeros_like(self.delta)})
-
-    def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        return FitRes(Parameters({"w": parameters["w"] + self.delta}), 10)
-
-    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
-        return EvaluateRes(0.0, 1, {})
 
 
 def test_central_dp_noise_never_touches_the_checkpointed_generator():

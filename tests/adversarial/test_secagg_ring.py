@@ -15,10 +15,9 @@ import pytest
 
 from fedloom import RunConfig
 from fedloom.backends import InlinePool
-from fedloom.core.client import Client
 from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
+from fedloom.core.types import FitIns
 from fedloom.engine import FederatedLoop
 from fedloom.errors import ConfigError, ValidationError
 from fedloom.privacy.dp import CentralDP
@@ -26,6 +25,8 @@ from fedloom.privacy.options import PrivacyOptions
 from fedloom.privacy.secagg import Quantizer, SecAggClient, SecAggPool
 from fedloom.privacy.secagg.shamir import split
 from fedloom.strategies import FedAvg
+
+from .helpers import Delta
 
 
 class RoundUp:
@@ -67,20 +68,6 @@ def test_every_ring_decodes_the_sum_of_n_clients_at_the_bound(bits):
 def test_a_ring_of_two_bits_is_refused():
     with pytest.raises(ConfigError):
         Quantizer(2, 1, 1.0)
-
-
-class Delta(Client):
-    def __init__(self, delta: np.ndarray) -> None:
-        self.delta = delta
-
-    def get_parameters(self, config: Config) -> Parameters:
-        return Parameters({"w": np.zeros_like(self.delta)})
-
-    def fit(self, parameters: Parameters, config: Config) -> FitRes:
-        return FitRes(Parameters({"w": parameters["w"] + self.delta}), 10)
-
-    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
-        return EvaluateRes(0.0, 1, {})
 
 
 @pytest.mark.parametrize("bits", [32, 57, 60, 64])

@@ -17,10 +17,10 @@ import dataclasses
 import logging
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters, ParamSpec
@@ -267,17 +267,7 @@ def validate_results(
     results: Sequence[tuple[ClientId, FitRes]], expected: ParamSpec
 ) -> tuple[list[tuple[ClientId, FitRes]], list[Failure]]:
     """Split results into valid ones and failures (wrong names/shapes/dtypes, NaN/inf, bad counts)."""
-    valid: list[tuple[ClientId, FitRes]] = []
-    rejected: list[Failure] = []
-    for cid, res in results:
-        try:
-            check_fit_result(res, expected)
-        except Exception as exc:
-            log.warning("rejected update from client %s: %s", cid, exc)
-            rejected.append(Failure(cid, f"invalid update: {exc}"))
-        else:
-            valid.append((cid, res))
-    return valid, rejected
+    return _split(results, lambda res: check_fit_result(res, expected), "update")
 
 
 def validate_evaluate_results(
@@ -285,14 +275,24 @@ def validate_evaluate_results(
 ) -> tuple[list[tuple[ClientId, EvaluateRes]], list[Failure]]:
     """Split federated-evaluation results into valid ones and failures (NaN/inf loss or metrics,
     bad example counts, an accuracy outside [0, 1])."""
-    valid: list[tuple[ClientId, EvaluateRes]] = []
+    return _split(results, check_evaluate_result, "evaluation")
+
+
+R = TypeVar("R")
+
+
+def _split(
+    results: Sequence[tuple[ClientId, R]], check: Callable[[R], None], what: str
+) -> tuple[list[tuple[ClientId, R]], list[Failure]]:
+    """The results ``check`` accepts, and a failure (with the reason) for each one it rejects."""
+    valid: list[tuple[ClientId, R]] = []
     rejected: list[Failure] = []
     for cid, res in results:
         try:
-            check_evaluate_result(res)
+            check(res)
         except Exception as exc:
-            log.warning("rejected evaluation from client %s: %s", cid, exc)
-            rejected.append(Failure(cid, f"invalid evaluation: {exc}"))
+            log.warning("rejected %s from client %s: %s", what, cid, exc)
+            rejected.append(Failure(cid, f"invalid {what}: {exc}"))
         else:
             valid.append((cid, res))
     return valid, rejected
