@@ -47,7 +47,7 @@ def _fed_metrics(liar: Client) -> dict[str, float]:
 @pytest.mark.parametrize(("loss", "accuracy"), [(math.nan, 0.8), (math.inf, 0.8), (0.5, 1e9), (0.5, math.nan)])
 def test_a_nan_or_absurd_evaluation_is_that_clients_failure(loss: float, accuracy: float) -> None:
     fed = _fed_metrics(Liar(loss, 10, accuracy))
-    assert fed == {"fed_loss": 0.5, "fed_accuracy": pytest.approx(0.8)}
+    assert fed == {"fed_clients": 4, "fed_failures": 1, "fed_loss": 0.5, "fed_accuracy": pytest.approx(0.8)}
 
 
 def test_a_huge_example_count_cannot_set_the_federated_metrics() -> None:
@@ -59,4 +59,4 @@ def test_a_huge_example_count_cannot_set_the_federated_metrics() -> None:
 
 def test_a_malformed_evaluation_is_rejected() -> None:
     fed = _fed_metrics(Liar(100.0, -30, 0.0))  # a negative count: weights summing to 10 would flip the loss
-    assert fed == {"fed_loss": 0.5, "fed_accuracy": pytest.approx(0.8)}
+    assert fed == {"fed_clients": 4, "fed_failures": 1, "fed_loss": 0.5, "fed_accuracy": pytest.approx(0.8)}

@@ -47,7 +47,7 @@ class InlinePool:
             try:
                 res = call_fit(self.client_fn(cid), ins)
             except Exception as exc:  # a client's fault is that client's failure, not the round's
-                log.warning("client %s failed in fit: %s", cid, exc)
+                log.warning("client %s failed in fit: %s: %s", cid, type(exc).__name__, exc)
                 out.failures.append(Failure(cid, f"{type(exc).__name__}: {exc}"))
                 continue
             if timeout is not None and time.perf_counter() - start > timeout:
@@ -66,7 +66,7 @@ class InlinePool:
             try:
                 res = self.client_fn(cid).evaluate(ins.parameters, ins.config)
             except Exception as exc:
-                log.warning("client %s failed in evaluate: %s", cid, exc)
+                log.warning("client %s failed in evaluate: %s: %s", cid, type(exc).__name__, exc)
                 out.failures.append(Failure(cid, f"{type(exc).__name__}: {exc}"))
                 continue
             out.results.append((cid, res))

@@ -11,6 +11,10 @@ registry finds its entries lazily, the first time a name is looked up or listed:
    point's value is a module, imported so that it registers itself, or ``module:object``, registered
    under the entry point's name).
 
+Every registry also takes your own code: a name ``"package.module:factory"`` (a colon) is imported
+on lookup (:func:`load_object`), with the current directory importable, so ``--strategy
+my_strategy:MyFedAvg`` works from the folder holding ``my_strategy.py`` with no ``PYTHONPATH``.
+
 Lookups of an unknown name raise :class:`~fedloom.errors.ConfigError` naming every valid choice.
 Help texts and error messages iterate over the registry, so they never drift from what exists.
 
@@ -23,20 +27,24 @@ Example:
     >>> CODECS.get("zip")
     Traceback (most recent call last):
         ...
-    fedloom.errors.ConfigError: unknown codec 'zip'; choose one of: identity
+    fedloom.errors.ConfigError: unknown codec 'zip'; choose one of: identity, or your own 'package.module:factory'
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from fedloom.errors import ConfigError
 
-__all__ = ["Registry", "Entry", "load_plugins"]
+__all__ = ["Registry", "Entry", "load_plugins", "load_object", "is_import_path", "add_import_root",
+           "call_with_accepted"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -131,13 +139,17 @@ class Registry(Generic[T]):
             self._loading = False
 
     def get(self, name: str) -> T:
-        """The object registered as ``name``; :class:`ConfigError` listing the choices otherwise."""
+        """The object registered as ``name``, or imported from ``"package.module:factory"``
+        (:func:`load_object`); :class:`ConfigError` listing the choices otherwise."""
         entry = self._entries.get(name)
         if entry is None:
             self._load()
             entry = self._entries.get(name)
+        if entry is None and is_import_path(name):
+            return load_object(name, self.kind)  # type: ignore[no-any-return]
         if entry is None:
-            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {self.choices()}")
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {self.choices()}, "
+                              "or your own 'package.module:factory'")
         if isinstance(entry.obj, _Lazy):
             obj = entry.obj.load()  # importing the module may register the real object itself
             current = self._entries[name]
@@ -169,7 +181,8 @@ class Registry(Generic[T]):
         return ", ".join(self.names())
 
     def __contains__(self, name: object) -> bool:
-        if name in self._entries:
+        """Whether ``name`` is registered, or is a ``"package.module:factory"`` path (imported on :meth:`get`)."""
+        if name in self._entries or (isinstance(name, str) and is_import_path(name)):
             return True
         self._load()
         return name in self._entries
@@ -219,3 +232,70 @@ def load_plugins(modules: Sequence[str]) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise ConfigError(f"cannot import plugin {module!r}: {exc}") from exc
+
+
+def is_import_path(name: str) -> bool:
+    """Whether ``name`` reads as ``"package.module:attribute"`` (your own code, not a registered name)."""
+    module, sep, attr = name.partition(":")
+    return bool(sep and attr and module) and all(part.isidentifier() for part in [*module.split("."),
+                                                                                   *attr.split(".")])
+
+
+_ROOTS: list[str] = []
+
+
+def add_import_root(folder: str | os.PathLike[str]) -> None:
+    """Make ``folder`` importable (first on ``sys.path``) for :func:`load_object`: e.g. the folder of
+    a config file, so that its ``module:factory`` names load wherever fedloom is started."""
+    path = os.path.abspath(folder)
+    if path not in _ROOTS:
+        _ROOTS.append(path)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def load_object(spec: str, kind: str = "object") -> Any:
+    """Import ``"package.module:attribute"`` (``attribute`` may be dotted: ``"mod:Class.method"``).
+
+    The current directory is importable (put first on ``sys.path``, as ``python -m`` does), as is
+    every folder given to :func:`add_import_root`, so a ``client_app.py`` next to where you start
+    fedloom loads as ``client_app:client_fn`` without ``PYTHONPATH``.
+
+    Raises:
+        ConfigError: the spec is malformed, the module cannot be imported (with the reason and where
+            fedloom looked) or has no such attribute.
+
+    Example:
+        >>> load_object("math:sqrt")(9.0)
+        3.0
+    """
+    module_name, _, attr = spec.partition(":")
+    if not is_import_path(spec):
+        raise ConfigError(f"a {kind} given as code must be 'package.module:factory', got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        where = ", ".join(dict.fromkeys([cwd, *_ROOTS]))
+        raise ConfigError(f"cannot load {kind} {spec!r}: {type(exc).__name__}: {exc} (looked in {where} and "
+                          "the installed packages; start fedloom in the folder that holds the module)") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"cannot load {kind} {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def call_with_accepted(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``fn(*args, **kwargs)`` passing only the keyword arguments its signature accepts (all of
+    them when it takes ``**kwargs``): how factories of your own code receive what fedloom offers."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: offer everything
+        return fn(*args, **kwargs)
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **kwargs)

@@ -23,7 +23,7 @@ from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRe
 from fedloom.errors import RoundFailedError
 
 __all__ = ["ServerState", "Strategy", "Failure", "cap_weights", "lower_median", "sample_clients",
-           "weighted_mean_metrics", "DEFAULT_MAX_WEIGHT_RATIO"]
+           "weighted_mean_metrics", "DEFAULT_MAX_WEIGHT_RATIO", "too_few_results"]
 
 DEFAULT_MAX_WEIGHT_RATIO = 10.0
 """Default cap on the weight one client may claim: this many times the round's median claimed count."""
@@ -64,6 +64,21 @@ class Failure:
 
     cid: ClientId
     reason: str
+
+
+def too_few_results(rnd: int, got: int, needed: int, failures: Sequence[Failure], *, shown: int = 3) -> RoundFailedError:
+    """The error of a round with too few valid results, naming the first ``shown`` failures' reasons.
+
+    Example:
+        >>> str(too_few_results(1, 0, 1, [Failure("0", "KeyError: 'lr'")]))
+        "round 1: 0 valid results, 1 needed (1 failure: client 0: KeyError: 'lr')"
+    """
+    text = f"round {rnd}: {got} valid results, {needed} needed ({len(failures)} failure{'s' * (len(failures) != 1)}"
+    if failures:
+        text += ": " + "; ".join(f"client {f.cid}: {f.reason}" for f in failures[:shown])
+        if len(failures) > shown:
+            text += f"; and {len(failures) - shown} more"
+    return RoundFailedError(text + ")")
 
 
 def sample_clients(
@@ -167,18 +182,20 @@ class Strategy(ABC):
         results: Sequence[tuple[ClientId, EvaluateRes]],
         failures: Sequence[Failure],
     ) -> Metrics:
-        """Combine client evaluations: example-weighted mean loss and metrics.
+        """Combine client evaluations: example-weighted mean loss and metrics, with the number of
+        clients that evaluated (``clients``) and that failed (``failures``).
 
         Each client's example count is capped at :attr:`max_weight_ratio` times the round's median
         count (:func:`cap_weights`), so one client claiming a huge count cannot set the result.
         """
+        out: Metrics = {"clients": len(results), "failures": len(failures)}
         if not results:
-            return {}
+            return out
         counts = cap_weights([r.num_examples for _, r in results], self.max_weight_ratio)
         total = float(counts.sum())
         if total == 0:
-            return {}
-        out: Metrics = {"loss": sum(r.loss * n for (_, r), n in zip(results, counts, strict=True)) / total}
+            return out
+        out["loss"] = sum(r.loss * n for (_, r), n in zip(results, counts, strict=True)) / total
         out.update(weighted_mean_metrics([(n, r.metrics) for (_, r), n in zip(results, counts, strict=True)]))
         return out
 

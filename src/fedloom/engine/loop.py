@@ -9,12 +9,20 @@ A round that fails (too few valid results, a new global model that is not finite
 absurdly far, an error anywhere in the round) leaves the :class:`ServerState` exactly as it was
 before the round (parameters, components, buffers, values, round and RNG), so nothing of it is
 checkpointed and a retry starts from the last good state.
+
+Evaluation: before round 1 of a fresh run the initial model is evaluated centrally (round 0,
+:attr:`RunResult.initial`); each evaluated round records central evaluation (``loss``,
+``accuracy``, ...), federated evaluation (``fed_*``, with ``fed_clients`` and ``fed_failures``)
+and clients' training metrics (``train_*``). Numeric metrics go to :attr:`RoundRecord.metrics`,
+string metrics to :attr:`RoundRecord.text`. When a run evaluates nothing at all (no central
+``evaluate_fn`` and ``fraction_evaluate = 0``) the loop says so once, in the log.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +41,7 @@ from fedloom.core.validation import (
     check_fit_result,
     check_global_model,
 )
+from fedloom.core.results import as_evaluate_res
 from fedloom.engine.checkpoint import load_checkpoint, load_client_states, restore_components, save_checkpoint
 from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
 from fedloom.errors import RoundFailedError, StopTraining, ValidationError
@@ -46,13 +55,16 @@ log = logging.getLogger(__name__)
 @dataclass
 class RoundRecord:
     """Metrics of one completed round: ``loss``/``accuracy`` are central evaluation, ``fed_*``
-    federated evaluation, ``train_*`` what clients reported, plus ``wall_s`` and ``bytes_*``."""
+    federated evaluation, ``train_*`` what clients reported, plus ``wall_s`` and ``bytes_*``.
+    ``text`` holds the string-valued metrics (a central evaluation's or a strategy's), by the same
+    naming."""
 
     round: int
     metrics: dict[str, float] = field(default_factory=dict)
+    text: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"round": self.round, **self.metrics}
+        return {"round": self.round, **self.metrics, **self.text}
 
 
 @dataclass
@@ -62,6 +74,8 @@ class RunResult:
     state: ServerState
     history: list[RoundRecord]
     stopped_early: str | None = None
+    initial: RoundRecord | None = None
+    """Central evaluation of the initial model (round 0), when the strategy evaluates centrally."""
 
     @property
     def parameters(self) -> Parameters:
@@ -104,6 +118,8 @@ class FederatedLoop:
         client_states: The simulated clients' state store (SCAFFOLD's ``c_i``, DP-SGD step counts,
             error-feedback residuals), written into the same checkpoint file as the server state,
             in the same atomic write, and restored by :meth:`resume_state`.
+        evaluate_initial: Evaluate the initial model centrally before round 1 of a fresh run
+            (round 0, :attr:`RunResult.initial`).
     """
 
     def __init__(
@@ -120,6 +136,7 @@ class FederatedLoop:
         codec: RoundCodec | None = None,
         max_model_change: float = DEFAULT_MAX_MODEL_CHANGE,
         client_states: ClientStateStore | None = None,
+        evaluate_initial: bool = True,
     ) -> None:
         if max_model_change < 0:
             raise ValueError(f"max_model_change must be >= 0 (0 = no bound), got {max_model_change}")
@@ -134,6 +151,9 @@ class FederatedLoop:
         self.codec = codec
         self.max_model_change = max_model_change
         self.client_states = client_states
+        self.evaluate_initial = evaluate_initial
+        self._evaluated_anything = False
+        self._noted_nothing = False
 
     def resume_state(self) -> tuple[ServerState, list[RoundRecord]] | None:
         """The state and history stored at ``checkpoint_path``, if a checkpoint exists.
@@ -154,7 +174,8 @@ class FederatedLoop:
             state.components = restore_components(template, state.components)
         except ValidationError as exc:
             raise ValidationError(f"cannot resume {self.strategy!r} from {self.checkpoint_path}: {exc}") from exc
-        history = [RoundRecord(int(h["round"]), dict(h["metrics"])) for h in extra.get("history", [])]
+        history = [RoundRecord(int(h["round"]), dict(h["metrics"]), dict(h.get("text", {})))
+                   for h in extra.get("history", [])]
         if self.client_states is not None and not load_client_states(self.checkpoint_path, self.client_states):
             log.info("the checkpoint %s holds no client state (written without it)", self.checkpoint_path)
         return state, history
@@ -167,10 +188,13 @@ class FederatedLoop:
         history: list[RoundRecord] | None = None,
     ) -> RunResult:
         """Run from ``state`` (resume) or from ``initial_parameters`` (fresh) to ``num_rounds``."""
+        initial: RoundRecord | None = None
         if state is None:
             if initial_parameters is None:
                 raise ValueError("pass initial_parameters or a state to resume from")
             state = self.strategy.initialize(initial_parameters, seed=self.seed)
+            if self.evaluate_initial:
+                initial = self.evaluate_round0(state)
         history = list(history or [])
         expected = state.parameters.spec()
         stopped: str | None = None
@@ -181,7 +205,7 @@ class FederatedLoop:
                 save_checkpoint(
                     self.checkpoint_path,
                     state,
-                    {"history": [{"round": h.round, "metrics": h.metrics} for h in history]},
+                    {"history": [{"round": h.round, "metrics": h.metrics, "text": h.text} for h in history]},
                     client_states=self.client_states,
                 )
             try:
@@ -191,7 +215,17 @@ class FederatedLoop:
                 stopped = str(stop)
                 log.info("stopping after round %d: %s", rnd, stopped)
                 break
-        return RunResult(state=state, history=history, stopped_early=stopped)
+        return RunResult(state=state, history=history, stopped_early=stopped, initial=initial)
+
+    def evaluate_round0(self, state: ServerState) -> RoundRecord | None:
+        """Central evaluation of the initial model (round 0); ``None`` when the strategy has none."""
+        central = self.strategy.evaluate(state, 0)
+        if central is None:
+            return None
+        record = RoundRecord(0)
+        _put_central(record, central)
+        log.info("round 0 (initial model): %s", {**record.metrics, **record.text})
+        return record
 
     def run_round(self, state: ServerState, rnd: int, expected: dict) -> RoundRecord:
         """One full round; updates ``state`` in place and returns its record.
@@ -224,9 +258,10 @@ class FederatedLoop:
         fit.results, rejected = validate_results(fit.results, expected)
         fit.failures.extend(rejected)
         # Who could have been sampled and who was: the accountant and the summary see the real cohort.
-        metrics: dict[str, float] = {"clients_available": float(len(clients)), "clients_sampled": float(num_fit_tasks)}
+        record = RoundRecord(rnd, {"clients_available": float(len(clients)), "clients_sampled": float(num_fit_tasks)})
+        metrics = record.metrics
         for key, value in self.strategy.aggregate_fit(state, rnd, fit.results, fit.failures).items():
-            metrics[_prefixed("train_", key)] = _as_float(value)
+            _put(record, _prefixed("train_", key), value)
         try:
             check_global_model(previous, state.parameters, max_change=self.max_model_change)
         except ValidationError as exc:
@@ -241,9 +276,9 @@ class FederatedLoop:
         if rnd % self.eval_every == 0 or rnd == self.num_rounds:
             central = self.strategy.evaluate(state, rnd)
             if central is not None:
-                metrics["loss"] = float(central.loss)
-                metrics.update({k: _as_float(v) for k, v in central.metrics.items()})
+                _put_central(record, central)
             eval_tasks = self.strategy.configure_evaluate(state, rnd, clients)
+            self._note_if_nothing_evaluated(rnd, central is not None or bool(eval_tasks))
             if eval_tasks:
                 eval_tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in eval_tasks]
                 if self.codec is not None:
@@ -252,7 +287,7 @@ class FederatedLoop:
                 ev.results, bad = validate_evaluate_results(ev.results)
                 ev.failures.extend(bad)
                 for key, value in self.strategy.aggregate_evaluate(state, rnd, ev.results, ev.failures).items():
-                    metrics[f"fed_{key}"] = _as_float(value)
+                    _put(record, f"fed_{key}", value)
                 bytes_down += ev.stats.bytes_down
         metrics["bytes_up"] = float(bytes_up)
         metrics["bytes_down"] = float(bytes_down)
@@ -260,7 +295,16 @@ class FederatedLoop:
         metrics["bytes_down_per_client"] = fit.stats.bytes_down / max(1, num_fit_tasks)
         metrics["bytes_up_per_client"] = fit.stats.bytes_up / max(1, num_returned)
         metrics["wall_s"] = time.perf_counter() - start
-        return RoundRecord(rnd, metrics)
+        return record
+
+    def _note_if_nothing_evaluated(self, rnd: int, evaluated: bool) -> None:
+        """Say once, at the last round, when the whole run evaluated nothing."""
+        self._evaluated_anything |= evaluated
+        if rnd == self.num_rounds and not self._evaluated_anything and not self._noted_nothing:
+            self._noted_nothing = True
+            log.warning("nothing was evaluated in this run: the strategy has no central evaluate_fn and samples "
+                        "no clients for federated evaluation (fraction_evaluate = 0); pass evaluate_fn=... or "
+                        "fraction_evaluate > 0 to see a loss or an accuracy")
 
 
 def validate_results(
@@ -274,8 +318,15 @@ def validate_evaluate_results(
     results: Sequence[tuple[ClientId, EvaluateRes]],
 ) -> tuple[list[tuple[ClientId, EvaluateRes]], list[Failure]]:
     """Split federated-evaluation results into valid ones and failures (NaN/inf loss or metrics,
-    bad example counts, an accuracy outside [0, 1])."""
-    return _split(results, check_evaluate_result, "evaluation")
+    bad example counts, an accuracy outside [0, 1]); ``(loss, num_examples, metrics)`` tuples are
+    converted to :class:`EvaluateRes` first."""
+    converted: list[tuple[ClientId, Any]] = []
+    for cid, res in results:
+        try:
+            converted.append((cid, as_evaluate_res(res)))
+        except ValidationError:
+            converted.append((cid, res))  # rejected with its reason below
+    return _split(converted, check_evaluate_result, "evaluation")
 
 
 R = TypeVar("R")
@@ -340,7 +391,20 @@ def _prefixed(prefix: str, key: str) -> str:
     return prefix + key
 
 
-def _as_float(value: object) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    raise TypeError(f"metric values must be numbers, got {value!r}")
+def _put(record: RoundRecord, key: str, value: object) -> None:
+    """Record a metric: numbers (and bools) in ``metrics``, strings in ``text``; anything else is a
+    :class:`TypeError` naming it."""
+    if isinstance(value, str):
+        record.text[key] = value
+    elif isinstance(value, (int, float)) or hasattr(value, "__float__"):
+        record.metrics[key] = float(value)  # type: ignore[arg-type]
+    else:
+        raise TypeError(f"metric {key!r} must be a number or a string, got {type(value).__name__}: {value!r}")
+
+
+def _put_central(record: RoundRecord, central: EvaluateRes) -> None:
+    """A central evaluation's loss (unless it has none: NaN) and metrics, under their own names."""
+    if not math.isnan(float(central.loss)):
+        record.metrics["loss"] = float(central.loss)
+    for key, value in central.metrics.items():
+        _put(record, key, value)

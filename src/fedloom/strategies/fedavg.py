@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,10 +39,12 @@ from fedloom.core.strategy import (
     cap_weights,
     lower_median,
     sample_clients,
+    too_few_results,
     weighted_mean_metrics,
 )
+from fedloom.core.results import call_evaluate_fn
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
-from fedloom.errors import ConfigError, RoundFailedError
+from fedloom.errors import ConfigError
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
 from fedloom.strategies.registry import STRATEGIES
 from fedloom.strategies.server_opts import sgd
@@ -50,7 +52,7 @@ from fedloom.strategies.server_opts import sgd
 if TYPE_CHECKING:
     from fedloom.strategies.options import StrategyOptions
 
-__all__ = ["FedAvg", "CentralEvaluateFn", "SERVER_OPT", "DEFAULT_MAX_NORM_RATIO", "bound_update_norms"]
+__all__ = ["FedAvg", "CentralEvaluateFn", "MetricsAggregationFn", "SERVER_OPT", "DEFAULT_MAX_NORM_RATIO", "bound_update_norms"]
 
 DEFAULT_MAX_NORM_RATIO = 10.0
 """Default bound on one client's update: this many times the round's median update norm."""
@@ -58,8 +60,15 @@ DEFAULT_MAX_NORM_RATIO = 10.0
 SERVER_OPT = "server_opt"
 """``ServerState.components`` key of the server optimizer's state."""
 
-CentralEvaluateFn = Callable[[Parameters], EvaluateRes]
-"""Evaluate global parameters on server-held data."""
+CentralEvaluateFn = Callable[..., Any]
+"""Evaluate global parameters on server-held data: ``fn(server_round, parameters)`` or the older
+``fn(parameters)`` (told apart by signature), returning an :class:`EvaluateRes`, a dict of metrics
+(with an optional ``"loss"``), a tuple ``(loss, metrics)`` or ``None``
+(:func:`fedloom.core.results.call_evaluate_fn`)."""
+
+MetricsAggregationFn = Callable[[list[tuple[int, Metrics]]], Metrics]
+"""``[(num_examples, metrics), ...] -> metrics``: how clients' metrics combine (Flower's
+``fit_metrics_aggregation_fn``/``evaluate_metrics_aggregation_fn``)."""
 
 
 class FedAvg(Strategy):
@@ -70,13 +79,24 @@ class FedAvg(Strategy):
         min_fit_clients: Minimum clients sampled for training (and needed to start a round).
         min_fit_results: Minimum valid results needed to aggregate; fewer fails the round. Public
             and settable (:attr:`min_fit_results`; a deployment sets it from its server config).
-        fraction_evaluate: Fraction of clients sampled for federated evaluation (0 disables it).
+        fraction_evaluate: Fraction of clients sampled for federated evaluation each evaluated round
+            (default 1.0, as in Flower; 0 disables it).
         min_evaluate_clients: Minimum clients for federated evaluation, when enabled.
         weighted: Weight clients by their number of training examples (``False``: equal weights).
         aggregator: How updates combine; defaults to :class:`WeightedMean`.
         fit_config: Config sent to every training client (e.g. ``{"local_epochs": 1}``).
-        fit_config_fn: Optional ``rnd -> Config`` merged over ``fit_config`` each round.
-        evaluate_fn: Optional central evaluation on server-held data.
+        fit_config_fn: Optional ``rnd -> Config`` merged over ``fit_config`` each round (Flower's
+            ``on_fit_config_fn``).
+        evaluate_config: Config sent to every evaluating client.
+        evaluate_config_fn: Optional ``rnd -> Config`` merged over ``evaluate_config`` each
+            evaluated round (Flower's ``on_evaluate_config_fn``).
+        evaluate_fn: Optional central evaluation on server-held data (:data:`CentralEvaluateFn`):
+            ``fn(server_round, parameters)`` or ``fn(parameters)``, returning an ``EvaluateRes``,
+            a dict of metrics (numbers or strings, an optional ``"loss"``) or ``None``. The round
+            loop also calls it with round 0, on the initial model.
+        fit_metrics_aggregation_fn: Optional :data:`MetricsAggregationFn` combining the clients' fit
+            metrics (default: the example-weighted mean of the numeric ones).
+        evaluate_metrics_aggregation_fn: The same for federated-evaluation metrics.
         server_opt: How the aggregated update moves the global model; defaults to
             :func:`~fedloom.strategies.server_opts.sgd` with ``lr=1.0`` (plain FedAvg).
         max_weight_ratio: Cap on the example count (the weight) one client may claim: this many
@@ -103,13 +123,17 @@ class FedAvg(Strategy):
         fraction_fit: float = 1.0,
         min_fit_clients: int = 1,
         min_fit_results: int = 1,
-        fraction_evaluate: float = 0.0,
+        fraction_evaluate: float = 1.0,
         min_evaluate_clients: int = 1,
         weighted: bool = True,
         aggregator: Aggregator | None = None,
         fit_config: Config | None = None,
         fit_config_fn: Callable[[int], Config] | None = None,
         evaluate_fn: CentralEvaluateFn | None = None,
+        evaluate_config: Config | None = None,
+        evaluate_config_fn: Callable[[int], Config] | None = None,
+        fit_metrics_aggregation_fn: MetricsAggregationFn | None = None,
+        evaluate_metrics_aggregation_fn: MetricsAggregationFn | None = None,
         server_opt: ServerOpt | None = None,
         max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO,
         max_norm_ratio: float = DEFAULT_MAX_NORM_RATIO,
@@ -137,6 +161,10 @@ class FedAvg(Strategy):
         self.fit_config: Config = dict(fit_config or {})
         self.fit_config_fn = fit_config_fn
         self.evaluate_fn = evaluate_fn
+        self.evaluate_config: Config = dict(evaluate_config or {})
+        self.evaluate_config_fn = evaluate_config_fn
+        self.fit_metrics_aggregation_fn = fit_metrics_aggregation_fn
+        self.evaluate_metrics_aggregation_fn = evaluate_metrics_aggregation_fn
         self.server_opt: ServerOpt = server_opt if server_opt is not None else sgd(1.0)
         self.max_weight_ratio = float(max_weight_ratio)
         self.max_norm_ratio = float(max_norm_ratio)
@@ -202,10 +230,7 @@ class FedAvg(Strategy):
         failures: Sequence[Failure],
     ) -> Metrics:
         if len(results) < self.min_fit_results:
-            raise RoundFailedError(
-                f"round {rnd}: {len(results)} valid results, {self.min_fit_results} needed "
-                f"({len(failures)} failures)"
-            )
+            raise too_few_results(rnd, len(results), self.min_fit_results, failures)
         global_vec = state.parameters.flatten()
         updates, bounded = bound_update_norms(update_rows([r.parameters for _, r in results], global_vec),
                                               self.max_norm_ratio)
@@ -215,9 +240,11 @@ class FedAvg(Strategy):
         if bounded:
             metrics["fit_norm_bounded"] = bounded
         counts = self.example_counts(results)
-        for key, value in weighted_mean_metrics([(n, r.metrics) for n, (_, r) in zip(counts, results,
-                                                                                     strict=True)]).items():
-            metrics[key] = value
+        pairs = [(n, r.metrics) for n, (_, r) in zip(counts, results, strict=True)]
+        if self.fit_metrics_aggregation_fn is not None:
+            metrics.update(self.fit_metrics_aggregation_fn([(int(n), dict(m)) for n, m in pairs]))
+        else:
+            metrics.update(weighted_mean_metrics(pairs))
         return metrics
 
     def apply_update(self, state: ServerState, rnd: int, delta: np.ndarray) -> None:
@@ -246,12 +273,40 @@ class FedAvg(Strategy):
             return []
         k = min(self.min_evaluate_clients, len(clients))
         chosen = sample_clients(state.rng, clients, self.fraction_evaluate, k)
-        return [(cid, EvaluateIns(state.parameters, {})) for cid in chosen]
+        config = self.round_evaluate_config(state, rnd)
+        return [(cid, EvaluateIns(state.parameters, dict(config))) for cid in chosen]
+
+    def round_evaluate_config(self, state: ServerState, rnd: int) -> Config:
+        """The config every evaluating client gets in round ``rnd``: ``evaluate_config``, then
+        ``evaluate_config_fn(rnd)`` over it."""
+        config = dict(self.evaluate_config)
+        if self.evaluate_config_fn is not None:
+            config.update(self.evaluate_config_fn(rnd))
+        return config
+
+    def aggregate_evaluate(
+        self,
+        state: ServerState,
+        rnd: int,
+        results: Sequence[tuple[ClientId, EvaluateRes]],
+        failures: Sequence[Failure],
+    ) -> Metrics:
+        """The base combination (weighted mean loss and metrics, client and failure counts), with the
+        metrics combined by ``evaluate_metrics_aggregation_fn`` when one is given."""
+        out = super().aggregate_evaluate(state, rnd, results, failures)
+        if self.evaluate_metrics_aggregation_fn is not None and results:
+            pairs = [(int(n), dict(r.metrics)) for (_, r), n in
+                     zip(results, cap_weights([r.num_examples for _, r in results], self.max_weight_ratio),
+                         strict=True)]
+            keep = {k: out[k] for k in ("clients", "failures", "loss") if k in out}
+            out = {**keep, **self.evaluate_metrics_aggregation_fn(pairs)}
+        return out
 
     def evaluate(self, state: ServerState, rnd: int) -> EvaluateRes | None:
+        """Central evaluation through ``evaluate_fn`` (either form; see :data:`CentralEvaluateFn`)."""
         if self.evaluate_fn is None:
             return None
-        return self.evaluate_fn(state.parameters)
+        return call_evaluate_fn(self.evaluate_fn, rnd, state.parameters)
 
 
 def bound_update_norms(updates: Sequence[np.ndarray], ratio: float) -> tuple[list[np.ndarray], int]:
