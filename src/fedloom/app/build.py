@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from fedloom.app import privacy
+from fedloom.app import privacy, usercode
 from fedloom.app.config import RunConfig
 from fedloom.app.layers import client_layers, stack
 from fedloom.backends import make_pool
@@ -195,14 +195,17 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
     )
     codec, sim.codec = _codecs(cfg)
     he_secret, he_public = _he_keys(cfg, side)
+    own = usercode.user_client_fn(cfg) if cfg.training.client_fn else None  # your client, or the built-in one
     if side == "server":
         sim.client_fn = _server_side
     else:
         layers = client_layers(cfg, num_clients=len(splits), states=sim.client_states, codec=codec,
                                he_context=he_secret)
-        sim.client_fn = stack(torch_client_factory(cfg, sim), layers)
+        sim.client_fn = stack(own or torch_client_factory(cfg, sim), layers)
     torch.manual_seed(seed)
-    sim.initial_parameters = module_parameters(sim.model())
+    yours = usercode.user_initial_parameters(cfg, own)
+    sim.initial_parameters = yours if yours is not None else module_parameters(sim.model())
+    torch.manual_seed(seed)
     common = _common_strategy_kwargs(cfg, sim, min_fit_results)  # built once: it holds the evaluation model
     if he_public is not None:
         from fedloom.privacy.he import HEFedAvg
@@ -263,7 +266,7 @@ def _server_side(cid: ClientId) -> Client:
 
 
 def central_evaluate_fn(sim: Simulation) -> CentralEvaluateFn:
-    """Evaluate global parameters on the server's held-out test set."""
+    """Evaluate global parameters on the server's held-out test set (the built-in central evaluation)."""
     ds = sim.dataset
     test = TensorData(torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test))
     return make_evaluate_fn(sim.model, test, task=ds.task)
@@ -278,8 +281,22 @@ def _common_strategy_kwargs(cfg: RunConfig, sim: Simulation, min_fit_results: in
         "fraction_evaluate": fed.fraction_evaluate,
         "weighted": fed.weighted,
         "fit_config": {"local_epochs": train.local_epochs, "lr": train.lr, "batch_size": train.batch_size},
-        "evaluate_fn": central_evaluate_fn(sim),
+        "evaluate_fn": configured_evaluate_fn(cfg, sim),
     }
+
+
+def configured_evaluate_fn(cfg: RunConfig, sim: Simulation) -> CentralEvaluateFn | None:
+    """The central evaluation ``central_eval`` selects: the built-in one on the server's split of
+    ``--dataset``, none, or your ``module:factory`` (``auto``: built-in, or none with your own clients,
+    whose model the built-in evaluation does not know)."""
+    choice = cfg.federation.central_eval
+    if choice == "auto":
+        choice = "none" if cfg.training.client_fn else "builtin"
+    if choice == "none":
+        return None
+    if choice == "builtin":
+        return central_evaluate_fn(sim)
+    return usercode.user_evaluate_fn(choice)
 
 
 def make_run_pool(cfg: RunConfig, sim: Simulation) -> ClientPool:
@@ -327,6 +344,8 @@ def _assign_example_counts(sim: Simulation) -> None:
     multiple of the round's median instead)."""
     from fedloom.strategies import FedAvg
 
+    if sim.config.training.client_fn:  # your clients hold their own data: the server knows no counts
+        return
     if isinstance(sim.strategy, FedAvg) and sim.strategy.assigned_examples is None:
         sim.strategy.assigned_examples = {str(i): len(split.train) for i, split in enumerate(sim.splits)}
 
@@ -359,7 +378,8 @@ def assemble_loop(
     checkpointed with the server state (a deployment leaves it out: its clients keep their own).
     """
     cfg = sim.config
-    observers = [*privacy.privacy_observers(cfg), *observers]  # privacy: epsilon first, so stores see it
+    # privacy: epsilon first, so stores see it; yours (``observers``) after the caller's
+    observers = [*privacy.privacy_observers(cfg), *observers, *usercode.user_observers(cfg)]
     pool = privacy.wrap_pool(cfg, pool, num_parameters=sim.initial_parameters.num_elements)  # privacy
     return FederatedLoop(
         sim.strategy,

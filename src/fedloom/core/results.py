@@ -46,7 +46,7 @@ def _array(value: Any, name: str) -> np.ndarray:
         return value
     if hasattr(value, "detach"):  # a torch tensor, without importing torch here
         return np.asarray(value.detach().cpu().numpy())
-    if isinstance(value, (int, float, bool, np.generic)) or (isinstance(value, list)):
+    if isinstance(value, (int, float, bool, np.generic, list)):
         return np.asarray(value)
     raise ValidationError(f"entry {name!r} is a {type(value).__name__}, not an array or tensor")
 

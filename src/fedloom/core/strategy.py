@@ -66,7 +66,8 @@ class Failure:
     reason: str
 
 
-def too_few_results(rnd: int, got: int, needed: int, failures: Sequence[Failure], *, shown: int = 3) -> RoundFailedError:
+def too_few_results(rnd: int, got: int, needed: int, failures: Sequence[Failure], *,
+                    shown: int = 3) -> RoundFailedError:
     """The error of a round with too few valid results, naming the first ``shown`` failures' reasons.
 
     Example:

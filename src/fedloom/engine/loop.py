@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 from fedloom.core.client_state import ClientStateStore
 from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.pool import ClientPool
+from fedloom.core.results import as_evaluate_res
 from fedloom.core.strategy import Failure, ServerState, Strategy
 from fedloom.core.types import ClientId, Config, EvaluateRes, FitRes
 from fedloom.core.validation import (
@@ -41,7 +42,6 @@ from fedloom.core.validation import (
     check_fit_result,
     check_global_model,
 )
-from fedloom.core.results import as_evaluate_res
 from fedloom.engine.checkpoint import load_checkpoint, load_client_states, restore_components, save_checkpoint
 from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
 from fedloom.errors import RoundFailedError, StopTraining, ValidationError

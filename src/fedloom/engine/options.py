@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedloom.core.options import need, option
+from fedloom.core.registry import is_import_path
 
 __all__ = ["FederationOptions"]
 
@@ -17,12 +18,23 @@ class FederationOptions:
     rounds: int = option(20, "Number of federated rounds.")
     fraction: float = option(1.0, "Fraction of clients sampled for training each round, in (0, 1].")
     min_clients: int = option(1, "Minimum clients sampled per round.")
-    fraction_evaluate: float = option(0.0, "Fraction of clients for federated evaluation (0 = central only).")
+    fraction_evaluate: float = option(0.0, "Fraction of clients for federated evaluation (0 = central only; the "
+                                      "FedAvg class defaults to 1.0, as Flower does).")
     weighted: bool = option(True, "Weight client updates by their number of examples.")
     eval_every: int = option(1, "Evaluate every N rounds (and after the last).")
+    central_eval: str = option("auto", "Central evaluation of the global model: 'builtin' (the server's held-out "
+                               "split of --dataset with --model), 'none', or your 'package.module:factory': an "
+                               "evaluate_fn(server_round, parameters) (or evaluate_fn(parameters)), or a factory "
+                               "taking no argument that returns one. 'auto': builtin, or none with client_fn.")
+    observers: str = option("", "Comma-separated 'package.module:factory' of your round observers (an object with "
+                            "on_round_end(record, state), or a class/factory taking no argument that makes one).")
     max_model_change: float = option(1000.0, "Fail a round whose new global model moved more than this many times "
                                      "the previous model's L2 norm (floored at 1), keeping the previous state "
                                      "(0 = no bound; a non-finite model always fails the round).")
+
+    def observer_specs(self) -> list[str]:
+        """The ``observers`` names, split."""
+        return [o.strip() for o in self.observers.split(",") if o.strip()]
 
     def validate(self) -> None:
         """Raise :class:`~fedloom.errors.ConfigError` for an invalid value."""
@@ -34,4 +46,8 @@ class FederationOptions:
         need(self.min_clients <= self.clients,
              f"min_clients ({self.min_clients}) cannot exceed clients ({self.clients})")
         need(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        need(self.central_eval in ("auto", "builtin", "none") or is_import_path(self.central_eval),
+             f"central_eval must be auto, builtin, none or 'package.module:factory', got {self.central_eval!r}")
+        bad = [o for o in self.observer_specs() if not is_import_path(o)]
+        need(not bad, f"observers must be 'package.module:factory' names, got {bad}")
         need(self.max_model_change >= 0, f"max_model_change must be >= 0 (0 = no bound), got {self.max_model_change}")

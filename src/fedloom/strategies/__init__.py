@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fedloom.core.registry import call_with_accepted, is_import_path
 from fedloom.core.server_opt import ServerOpt, chain
 from fedloom.core.strategy import Strategy
+from fedloom.errors import ConfigError
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
 from fedloom.strategies.fedavg import CentralEvaluateFn, FedAvg
 from fedloom.strategies.fedopt import FedAdagrad, FedAdam, FedAvgM, FedOpt, FedYogi
@@ -45,13 +47,34 @@ def build_strategy(options: StrategyOptions, common: dict) -> Strategy:
     The aggregator (``--aggregator``, ``--clip-update-norm``) and the caps on one client's weight
     and update norm (``--max-weight-ratio``, ``--max-norm-ratio``) are added to ``common`` unless the
     caller already put them there, so robust aggregation composes with every strategy.
+
+    ``options.strategy`` may name your own code, ``"package.module:factory"``: a
+    :class:`~fedloom.core.strategy.Strategy` instance is used as is; a class or function is called
+    with the keyword arguments of ``common`` it accepts (all of them with ``**kwargs``), so a
+    subclass of :class:`FedAvg` gets the configured sampling, fit config, central evaluation and
+    aggregator.
     """
+    name = options.strategy
     if "aggregator" not in common:
         common = {**common, "aggregator": options_aggregator(options)}
     common = {"max_weight_ratio": options.max_weight_ratio, "max_norm_ratio": options.max_norm_ratio, **common}
     if options.server_opt and "server_opt" not in common:
         common = {**common, "server_opt": SERVER_OPTS.get(options.server_opt)(options)}
-    return STRATEGIES.get(options.strategy)(options, common)
+    if is_import_path(name) and name not in STRATEGIES.names():
+        return _own_strategy(name, common)
+    return STRATEGIES.get(name)(options, common)
+
+
+def _own_strategy(spec: str, common: dict) -> Strategy:
+    obj = STRATEGIES.get(spec)
+    if not isinstance(obj, Strategy):
+        if not callable(obj):
+            raise ConfigError(f"strategy {spec!r} is a {type(obj).__name__}, not a Strategy, class or factory")
+        obj = call_with_accepted(obj, **common)
+    if not isinstance(obj, Strategy):
+        raise ConfigError(f"strategy {spec!r} made a {type(obj).__name__}, not a fedloom Strategy (subclass "
+                          "fedloom.strategies.FedAvg or fedloom.core.strategy.Strategy)")
+    return obj
 
 
 __all__ = [

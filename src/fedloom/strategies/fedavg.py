@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fedloom.core.parameters import Parameters
+from fedloom.core.results import call_evaluate_fn
 from fedloom.core.server_opt import ServerOpt, apply_step
 from fedloom.core.strategy import (
     DEFAULT_MAX_WEIGHT_RATIO,
@@ -42,7 +43,6 @@ from fedloom.core.strategy import (
     too_few_results,
     weighted_mean_metrics,
 )
-from fedloom.core.results import call_evaluate_fn
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
 from fedloom.errors import ConfigError
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
@@ -52,7 +52,8 @@ from fedloom.strategies.server_opts import sgd
 if TYPE_CHECKING:
     from fedloom.strategies.options import StrategyOptions
 
-__all__ = ["FedAvg", "CentralEvaluateFn", "MetricsAggregationFn", "SERVER_OPT", "DEFAULT_MAX_NORM_RATIO", "bound_update_norms"]
+__all__ = ["FedAvg", "CentralEvaluateFn", "MetricsAggregationFn", "SERVER_OPT", "DEFAULT_MAX_NORM_RATIO",
+           "bound_update_norms"]
 
 DEFAULT_MAX_NORM_RATIO = 10.0
 """Default bound on one client's update: this many times the round's median update norm."""
@@ -298,7 +299,7 @@ class FedAvg(Strategy):
             pairs = [(int(n), dict(r.metrics)) for (_, r), n in
                      zip(results, cap_weights([r.num_examples for _, r in results], self.max_weight_ratio),
                          strict=True)]
-            keep = {k: out[k] for k in ("clients", "failures", "loss") if k in out}
+            keep: Metrics = {k: out[k] for k in ("clients", "failures", "loss") if k in out}
             out = {**keep, **self.evaluate_metrics_aggregation_fn(pairs)}
         return out
 

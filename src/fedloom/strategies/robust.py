@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fedloom.core.registry import call_with_accepted
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.strategies.aggregators import Aggregator, WeightedMean
 from fedloom.strategies.registry import AGGREGATORS, ROBUST_ALIASES, STRATEGIES
@@ -261,7 +262,8 @@ def build_aggregator(
         >>> build_aggregator("krum", byzantine_f=2, clip_update_norm=5.0)
         NormBound(max_norm=5.0, inner=Krum(f=2))
     """
-    agg: Aggregator = AGGREGATORS.get(name)(trim_beta=trim_beta, byzantine_f=byzantine_f, multikrum_m=multikrum_m)
+    agg: Aggregator = call_with_accepted(AGGREGATORS.get(name), trim_beta=trim_beta, byzantine_f=byzantine_f,
+                                         multikrum_m=multikrum_m)  # your own factory takes what it names
     if clip_update_norm < 0:
         raise ConfigError(f"clip_update_norm must be >= 0 (0 = off), got {clip_update_norm}")
     return NormBound(clip_update_norm, agg) if clip_update_norm > 0 else agg
