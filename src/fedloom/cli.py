@@ -90,7 +90,7 @@ def run_cmd(config_path: str | None, **overrides: Any) -> None:
     from fedloom.runs import summary_table
     from fedloom.runs.runner import execute_run
 
-    cfg = load_config(config_path, overrides)
+    cfg = _run_config(config_path, overrides)
     _robustness_notice(cfg)
     summary, out = execute_run(cfg)
     summary_table(summary)
@@ -102,6 +102,24 @@ def run_cmd(config_path: str | None, **overrides: Any) -> None:
     if "loss" in final:
         click.echo(f"final loss: {final['loss']:.4f}")
     click.echo(f"run directory: {out}")
+
+
+def _run_config(config_path: str | None, overrides: dict[str, Any]) -> Any:
+    """The run's config: a deployment TOML's [server]/[client] tables are ignored, so one file serves
+    `fedloom run`, `fedloom server` and `fedloom client`; the file's folder is importable (module:factory)."""
+    if config_path is None:
+        return load_config(None, overrides)
+    from fedloom.app.config import read_toml
+    from fedloom.core.registry import add_import_root
+
+    add_import_root(Path(config_path).resolve().parent)
+    if not {"server", "client"} & set(read_toml(config_path)):
+        return load_config(config_path, overrides)
+    from fedloom.net.config import load_deployment
+
+    cfg = load_deployment(config_path)[0].replace(**{k: v for k, v in overrides.items() if v is not None})
+    cfg.validate()
+    return cfg
 
 
 def _robustness_notice(cfg: Any) -> None:
@@ -218,6 +236,13 @@ def _deploy_logging() -> None:
     logging.getLogger("fedloom").setLevel(logging.INFO)
 
 
+def _import_root(config_path: str) -> None:
+    """The config file's folder is importable: its module:factory names load from anywhere."""
+    from fedloom.core.registry import add_import_root
+
+    add_import_root(Path(config_path).resolve().parent)
+
+
 def _insecure_warning() -> None:
     click.echo("WARNING: --insecure: no TLS, traffic travels in plaintext and no client is authenticated "
                "(tokens are refused). Local experiments only.",
@@ -236,6 +261,7 @@ def server_cmd(config_path: str, resume: bool, insecure: bool, address: str | No
     from fedloom.net.deploy import run_server
 
     _deploy_logging()
+    _import_root(config_path)
     cfg, scfg, _ = load_deployment(config_path)
     if address:
         scfg.address = address
@@ -261,6 +287,7 @@ def client_cmd(server: str, config_path: str, name: str, credentials: str | None
     from fedloom.net.deploy import run_client
 
     _deploy_logging()
+    _import_root(config_path)
     cfg, _, ccfg = load_deployment(config_path)
     if credentials is not None:
         ccfg.credentials = credentials

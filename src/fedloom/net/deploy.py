@@ -10,7 +10,6 @@ from the last checkpoint, so it consumes no randomness twice and the run stays r
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Callable
@@ -185,20 +184,13 @@ def _check_server_keys(key_dir: str) -> None:
                     "decrypt every update: give the server public.tenseal only", Path(key_dir) / SECRET_FILE)
 
 
-def _import_factory(spec: str):  # noqa: ANN202 - returns a ClientFn
-    module, _, attr = spec.partition(":")
-    if not module or not attr:
-        raise ConfigError(f"client_fn must be 'package.module:factory', got {spec!r}")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load client_fn {spec!r}: {exc}") from exc
-
-
 def build_client(cfg: RunConfig, ccfg: ClientConfig, name: str) -> Client:
-    """The client object: ``client_fn(name)`` if configured, else the RunConfig's client ``index``."""
-    if ccfg.client_fn:
-        return _import_factory(ccfg.client_fn)(name)
+    """The client object: ``client_fn(name)`` if configured (``[client] client_fn`` or the experiment's
+    ``client_fn``), else the RunConfig's client ``index``."""
+    if ccfg.client_fn or cfg.training.client_fn:
+        from fedloom.app.usercode import make_user_client
+
+        return make_user_client(cfg, name, ccfg.client_fn)
     from fedloom.app.build import build_simulation
 
     index = ccfg.index
