@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
-.PHONY: install run test lint typecheck test-fast bench clean proto
+.PHONY: install run test lint typecheck test-fast bench clean proto docs
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: lint
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -q -m "not slow"
+
+# API reference from the docstrings (pdoc, dev extra) into docs/api; fails on any unresolved reference.
+docs: $(STAMP)
+	$(BIN)/python docs/build_api.py docs/api
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.simulation

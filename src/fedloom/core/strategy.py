@@ -187,7 +187,7 @@ class Strategy(ABC):
         clients that evaluated (``clients``) and that failed (``failures``).
 
         Each client's example count is capped at :attr:`max_weight_ratio` times the round's median
-        count (:func:`cap_weights`), so one client claiming a huge count cannot set the result.
+        count (:func:`~fedloom.core.strategy.cap_weights`), so one client claiming a huge count cannot set the result.
         """
         out: Metrics = {"clients": len(results), "failures": len(failures)}
         if not results:

@@ -69,7 +69,7 @@ class TorchClient(Client):
         dp_sgd: Sample-level DP-SGD through Opacus (:class:`fedloom.privacy.opacus.DPSGD`); the
             same as ``trainer=DPSGDTrainer(dp_sgd)``.
         trainer: The client half of the algorithm (:data:`fedloom.core.trainer.TRAINERS`). The
-            default, :class:`~fedloom.torch.trainers.AutoTrainer`, runs plain epochs, FedProx's
+            default, :class:`~fedloom.torch.auto.AutoTrainer`, runs plain epochs, FedProx's
             proximal term when the task config has ``proximal_mu > 0``, and SCAFFOLD's correction
             when the task carries ``extras["scaffold_c"]``.
     """

@@ -5,7 +5,7 @@ Each round it sums the clients' ciphertexts ``Enc(n_i w_i)`` and keeps the encry
 the public total weight ``sum_i n_i`` in its :class:`~fedloom.core.strategy.ServerState`
 (``buffers["he.global"]``, ``values["he.weight"]``), so a checkpoint holds it like any other state;
 the next round sends both to the clients, which decrypt. ``state.parameters`` stays empty after
-:meth:`initialize`: the server never has the model, so central evaluation is impossible and runs
+:meth:`HEFedAvg.initialize`: the server never has the model, so central evaluation is impossible and runs
 evaluate federatedly (``fraction_evaluate > 0``). The model is the plaintext initial one in round 1
 (it is public: a random initialisation).
 
