@@ -15,9 +15,9 @@ app = ClientApp(client_fn)                    client_fn = "client_app:client_fn"
 from __future__ import annotations
 
 import torch
+from task import Net, get_weights, load_data, set_weights, test, train
 
 from fedloom import Client
-from task import Net, get_weights, load_data, set_weights, test, train
 
 
 class FlowerClient(Client):

@@ -17,9 +17,9 @@ import logging
 from functools import cache
 
 import numpy as np
+from task import Net, load_centralized_testset, set_weights, test
 
 from fedloom.strategies import FedAvg
-from task import Net, load_centralized_testset, set_weights, test
 
 log = logging.getLogger("server_app")
 

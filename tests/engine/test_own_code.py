@@ -213,3 +213,34 @@ def _pool():  # noqa: ANN202
     from fedloom.backends import make_pool
 
     return make_pool("inline", lambda cid: Returns(_echo), 2)
+
+
+def test_model_dataset_aggregator_and_initial_parameters_by_module_factory(project):
+    (project / "parts_fl.py").write_text(textwrap.dedent('''
+        import numpy as np
+        import torch
+
+        def blobs():
+            rng = np.random.default_rng(0)
+            y = np.repeat([0, 1], 60)
+            return rng.normal(size=(120, 3)) + 3 * y[:, None], y, "classification", None
+
+        def tiny(num_features, num_outputs):
+            return torch.nn.Linear(num_features, num_outputs)
+
+        def zeros():
+            return {"weight": np.zeros((2, 3), np.float32), "bias": np.zeros(2, np.float32)}
+
+        class FirstOnly:  # an aggregator: the first client's update
+            def __call__(self, updates, weights):
+                return updates[0]
+    '''))
+    cfg = RunConfig(dataset="parts_fl:blobs", model="parts_fl:tiny", aggregator="parts_fl:FirstOnly",
+                    initial_parameters="parts_fl:zeros", clients=3, rounds=2, progress=False, partition="iid")
+    result = run_simulation(cfg)
+    assert result.initial is not None and result.initial.metrics["accuracy"] == 0.5  # zeros: one class
+    assert result.history[-1].metrics["accuracy"] > 0.9
+    assert result.parameters.names == ["weight", "bias"]
+    from fedloom.app.build import build_simulation
+
+    assert type(build_simulation(cfg).strategy.aggregator).__name__ == "FirstOnly"
