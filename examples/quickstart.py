@@ -28,5 +28,6 @@ def client_fn(cid: str) -> TorchClient:
 if __name__ == "__main__":
     torch.manual_seed(0)
     evaluate = make_evaluate_fn(model_fn, (torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)))
-    result = simulate(client_fn, num_clients=10, strategy=FedAvg(evaluate_fn=evaluate), rounds=20)
+    strategy = FedAvg(evaluate_fn=evaluate, fraction_evaluate=0.0)  # central evaluation only
+    result = simulate(client_fn, num_clients=10, strategy=strategy, rounds=20)
     print(f"final accuracy: {result.final['accuracy']:.3f}")

@@ -63,7 +63,8 @@ def test_loop_decodes_before_validation_and_counts_compressed_bytes():
     codec = StochasticQuantizer(bits=8)
     result = simulate(
         lambda cid: CompressedClient(clients[cid], codec=codec),
-        num_clients=2, strategy=FedAvg(), rounds=1, initial_parameters=GLOBAL, codec=UpdateCodec(codec),
+        num_clients=2, strategy=FedAvg(fraction_evaluate=0.0), rounds=1, initial_parameters=GLOBAL,
+        codec=UpdateCodec(codec),
     )
     # Example-weighted mean shift: (1*[1,2,3,4 | 0,0] + 3*[3,2,1,0 | 1,1]) / 4, within one q8 step.
     expected = np.array([2.5, 2.0, 1.5, 1.0, 0.75, 0.75])
@@ -81,7 +82,7 @@ def test_compressed_broadcast_halves_bytes_down_and_updates_are_taken_against_it
     inner = ShiftClient(_shift([1, 1, 1, 1], [1, 1]))
     params = Parameters({"w": np.full(4, 0.1, np.float32), "b": np.ones(2, np.float32)})
     result = simulate(lambda cid: CompressedClient(inner, codec=TopK(fraction=1.0)), num_clients=1,
-                      strategy=FedAvg(), rounds=2, initial_parameters=params,
+                      strategy=FedAvg(fraction_evaluate=0.0), rounds=2, initial_parameters=params,
                       codec=UpdateCodec(TopK(fraction=1.0), compress_broadcast=True))
     assert result.final["bytes_down"] == params.nbytes // 2
     assert inner.received[0]["w"].dtype == np.float32  # widened by the wrapper
@@ -108,8 +109,8 @@ def test_round_fails_over_to_valid_clients(codec):
             return inner  # forgot to compress: its plain parameters cannot be decoded
         return CompressedClient(inner, codec=codec, error_feedback=False)
 
-    result = simulate(client_fn, num_clients=2, strategy=FedAvg(), rounds=1, initial_parameters=GLOBAL,
-                      codec=UpdateCodec(codec))
+    result = simulate(client_fn, num_clients=2, strategy=FedAvg(fraction_evaluate=0.0), rounds=1,
+                      initial_parameters=GLOBAL, codec=UpdateCodec(codec))
     assert result.final["fit_clients"] == 1
     assert result.final["fit_failures"] == 1
 
