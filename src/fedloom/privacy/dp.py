@@ -50,7 +50,7 @@ import numpy as np
 
 from fedloom.core.client import Client, ClientWrapper
 from fedloom.core.parameters import Parameters
-from fedloom.core.strategy import Failure, ServerState, Strategy, weighted_mean_metrics
+from fedloom.core.strategy import Failure, ServerState, Strategy, too_few_results, weighted_mean_metrics
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.privacy.accountant import Budget, ledger_rates, record_release
@@ -265,7 +265,7 @@ class CentralDP(Strategy):
         if not sampled_nobody:
             min_results = self.inner.min_fit_results
             if len(results) < min_results and not secure:
-                raise RoundFailedError(f"round {rnd}: {len(results)} valid results, {min_results} needed")
+                raise too_few_results(rnd, len(results), min_results, failures)
             if not results:
                 raise RoundFailedError(f"round {rnd}: no results to aggregate")
         if cohort <= 0:
