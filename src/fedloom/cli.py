@@ -255,8 +255,20 @@ def server_cmd(config_path: str, resume: bool, insecure: bool, address: str | No
 @click.option("--name", default="", help="This client's name (default: [client] name or its certificate).")
 @click.option("--credentials", default=None, help="Directory from `fedloom certs` (clients/<name>).")
 @click.option("--insecure", is_flag=True, help="Connect without TLS (prints a warning).")
-def client_cmd(server: str, config_path: str, name: str, credentials: str | None, insecure: bool) -> None:
-    """Connect a client to a fedloom server and train when asked, until the run ends."""
+@click.option("--connect-timeout", "connect_timeout", type=float, default=None,
+              help="Seconds to keep retrying while nothing answers at --server, then exit 5 "
+                   "[default: [client] connect_timeout_s, 300; 0: forever].")
+def client_cmd(server: str, config_path: str, name: str, credentials: str | None, insecure: bool,
+               connect_timeout: float | None) -> None:
+    """Connect a client to a fedloom server and train when asked, until the run ends.
+
+    \b
+    Exit status: 0 the run ended; 2 configuration or credentials files (the message says what to
+    create); 3 the server refused this client (certificate, token, revoked); 4 TLS and plaintext
+    do not match, or the server's certificate is not trusted; 5 no fedloom server at --server.
+    """
+    from fedloom.net.auth import AuthError
+    from fedloom.net.client import ConnectFailed
     from fedloom.net.config import load_deployment
     from fedloom.net.deploy import run_client
 
@@ -264,29 +276,61 @@ def client_cmd(server: str, config_path: str, name: str, credentials: str | None
     cfg, _, ccfg = load_deployment(config_path)
     if credentials is not None:
         ccfg.credentials = credentials
+    if connect_timeout is not None:
+        ccfg.connect_timeout_s = connect_timeout
+        ccfg.validate()
     if insecure:
         _insecure_warning()
     try:
         reason = run_client(cfg, ccfg, server=server, name=name, insecure=insecure)
+    except (AuthError, ConnectFailed) as exc:  # retrying cannot help, or nothing answered: say so, exit non-zero
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except ConnectionError as exc:  # gave up reconnecting (give_up_after_s)
         raise FedloomError(str(exc)) from exc
     click.echo(f"server closed the run: {reason}")
 
 
-@cli.command("certs")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
-@click.option("--clients", required=True, help="Comma-separated client names, e.g. a,b,c.")
+@cli.group("certs", invoke_without_command=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--clients", help="Comma-separated client names, e.g. a,b,c.")
 @click.option("--hosts", default="localhost,127.0.0.1", show_default=True,
               help="Comma-separated DNS names / IPs the server certificate is valid for.")
 @click.option("--days", default=365, show_default=True, help="Certificate validity in days.")
-def certs_cmd(out: str, clients: str, hosts: str, days: int) -> None:
-    """Create a CA, a server certificate, and a certificate + token per client."""
+@click.pass_context
+def certs_cmd(ctx: click.Context, out: str | None, clients: str | None, hosts: str, days: int) -> None:
+    """Create a CA, a server certificate, and a certificate + token per client.
+
+    \b
+    fedloom certs --out creds --clients a,b,c    create credentials (clients then use mutual TLS)
+    fedloom certs revoke b --out creds          revoke client b (a running server reloads it)
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not out or not clients:
+        raise click.UsageError("give --out DIR and --clients a,b,c (or a subcommand: fedloom certs revoke NAME)")
     from fedloom.net.certs import create_credentials
 
     names = [c.strip() for c in clients.split(",") if c.strip()]
     path = create_credentials(out, clients=names, hosts=hosts.split(","), days=days)
     click.echo(f"wrote CA, server and {len(names)} client credentials to {path}")
     click.echo(f"server: credentials = \"{path}\"; give each client {path}/clients/<name>/")
+
+
+@certs_cmd.command("revoke")
+@click.argument("name")
+@click.option("--out", "--dir", "out", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The credentials directory `fedloom certs --out` wrote.")
+def certs_revoke_cmd(name: str, out: str) -> None:
+    """Revoke client NAME: its certificate joins crl.pem, its token leaves tokens.json.
+
+    A running server re-reads both within a second or two: NAME is refused from then on and dropped
+    if connected; other clients are not affected.
+    """
+    from fedloom.net.certs import revoke_client
+
+    serial = revoke_client(out, name)
+    click.echo(f"revoked client {name!r} (certificate serial {serial:x}) in {Path(out) / 'crl.pem'}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,10 @@ certificates). ``fedloom certs --out DIR --clients a,b --hosts localhost,127.0.0
 
 A client certificate's common name is the client's identity; so is the name its token maps to.
 
+``fedloom certs revoke NAME --out DIR`` (:func:`revoke_client`) adds the client's certificate to
+``DIR/crl.pem`` (a certificate revocation list signed by the CA) and removes its token from
+``DIR/tokens.json``; a running server re-reads both when they change, so no restart is needed.
+
 Example:
     >>> import tempfile
     >>> out = create_credentials(tempfile.mkdtemp(), clients=["a"], hosts=["localhost"])
@@ -36,7 +40,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fedloom.errors import ConfigError
 
-__all__ = ["create_credentials", "hash_token", "DEFAULT_HOSTS", "NAME_PATTERN"]
+__all__ = ["create_credentials", "revoke_client", "issued_client_certificates", "hash_token", "DEFAULT_HOSTS",
+           "NAME_PATTERN", "CRL_NAME"]
+
+CRL_NAME = "crl.pem"
+"""The revocation list beside ``ca.pem`` in a credentials directory."""
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -147,3 +155,56 @@ def create_credentials(
         _write(cdir / "ca.pem", ca_pem)
     _write(out / "tokens.json", json.dumps(hashes_by_name, indent=2).encode())
     return out
+
+
+def issued_client_certificates(out: str | Path) -> bool:
+    """True when ``out`` (a ``fedloom certs`` directory) holds client certificates (then mTLS is the default)."""
+    return any(Path(out).glob("clients/*/client.pem"))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file and rename: a server re-reading ``path`` never sees half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def revoke_client(out: str | Path, name: str, *, days: int = 365) -> int:
+    """Revoke client ``name`` of the credentials directory ``out``; returns its certificate's serial number.
+
+    Adds the certificate to ``out/crl.pem`` (a CRL signed by the CA in ``out/ca.key``; earlier revocations
+    are kept) and removes the client's token from ``out/tokens.json``. A running server re-reads both.
+
+    Raises:
+        ConfigError: ``out`` has no CA key or no certificate for ``name``.
+    """
+    out = Path(out)
+    cert_file = out / "clients" / name / "client.pem"
+    if not (out / "ca.key").exists():
+        raise ConfigError(f"{out} has no ca.key: revoke in the directory `fedloom certs --out` wrote")
+    if not cert_file.exists():
+        known = sorted(p.parent.name for p in out.glob("clients/*/client.pem"))
+        raise ConfigError(f"no client {name!r} in {out} (no {cert_file}); its clients: {', '.join(known) or 'none'}")
+    ca_key = serialization.load_pem_private_key((out / "ca.key").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate((out / "ca.pem").read_bytes())
+    serial = x509.load_pem_x509_certificate(cert_file.read_bytes()).serial_number
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject).last_update(now)
+               .next_update(now + dt.timedelta(days=days)))
+    crl_file = out / CRL_NAME
+    seen = set()
+    if crl_file.exists():
+        for entry in x509.load_pem_x509_crl(crl_file.read_bytes()):
+            seen.add(entry.serial_number)
+            builder = builder.add_revoked_certificate(entry)
+    if serial not in seen:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+    crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    _write_atomic(crl_file, crl.public_bytes(serialization.Encoding.PEM))
+    tokens_file = out / "tokens.json"
+    if tokens_file.exists():
+        tokens = json.loads(tokens_file.read_text())
+        if tokens.pop(name, None) is not None:
+            _write_atomic(tokens_file, json.dumps(tokens, indent=2).encode())
+    return serial

@@ -10,6 +10,7 @@ from the last checkpoint, so it consumes no randomness twice and the run stays r
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -22,8 +23,9 @@ from fedloom.app.config import RunConfig
 from fedloom.core.client import Client
 from fedloom.engine import RoundRecord, RunResult
 from fedloom.errors import ConfigError, RoundFailedError
-from fedloom.net.auth import Authenticator, load_token_hashes
-from fedloom.net.client import ClientRuntime, channel_credentials
+from fedloom.net.auth import Authenticator, Revocations
+from fedloom.net.certs import CRL_NAME, issued_client_certificates
+from fedloom.net.client import ClientRuntime, channel_credentials, no_credentials_message
 from fedloom.net.config import ALLOW_LIST_NEEDS_AUTH, ClientConfig, ServerConfig
 from fedloom.net.server import GrpcPool
 
@@ -67,7 +69,12 @@ def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) 
     """The gRPC pool ``scfg`` describes (not started). ``insecure``: plaintext, no TLS."""
     files = _server_files(scfg)
     _check_identity_rules(scfg, files, insecure=insecure)
-    token_hashes = load_token_hashes(files["tokens_file"]) if files["tokens_file"] else None
+    # mTLS by default when `fedloom certs` issued client certificates (client_auth = "auto")
+    mtls = not insecure and (scfg.require_client_cert or scfg.client_auth == "mtls" or (
+        scfg.client_auth == "auto" and bool(scfg.credentials) and issued_client_certificates(scfg.credentials)))
+    if mtls and not scfg.require_client_cert:
+        scfg = dataclasses.replace(scfg, require_client_cert=True)
+        log.info("clients authenticate with mutual TLS (their certificates from %s) and their tokens", scfg.credentials)
     creds = None
     if not insecure:
         if not (files["server_cert"] and files["server_key"]):
@@ -84,8 +91,12 @@ def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) 
     elif scfg.require_client_cert:
         raise ConfigError("require_client_cert needs TLS: drop --insecure")
     allowed = scfg.allowed_clients or None
-    authenticator = Authenticator(token_hashes=token_hashes, require_cert=scfg.require_client_cert and not insecure,
-                                  allowed=allowed)
+    crl = Path(files["ca_cert"]).parent / CRL_NAME if files["ca_cert"] else None
+    revocations = (Revocations(crl, _read(files["ca_cert"], "CA certificate"))
+                   if crl is not None and not insecure and scfg.require_client_cert else None)
+    authenticator = Authenticator(tokens_file=files["tokens_file"] or None,
+                                  require_cert=scfg.require_client_cert and not insecure, allowed=allowed,
+                                  revocations=revocations)
     if authenticator.open and allowed is None:
         log.warning("no authentication configured: any client that can reach %s may join", scfg.address)
     return GrpcPool(
@@ -99,6 +110,10 @@ def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) 
         heartbeat_s=scfg.heartbeat_s,
         heartbeat_timeout_s=scfg.heartbeat_timeout_s,
         max_clients=scfg.max_clients,
+        hello_deadline_s=scfg.hello_deadline_s,
+        max_streams_before_hello=scfg.max_streams_before_hello,
+        max_connects_per_minute=scfg.max_connects_per_minute,
+        max_update_ratio=scfg.max_update_ratio,
     )
 
 
@@ -160,19 +175,20 @@ def run_server(
                 if failures > scfg.max_round_retries:
                     raise
                 log.warning("%s; retrying from the last checkpoint (%d/%d)", exc, failures, scfg.max_round_retries)
+        # the run's outputs first, then the transport: nothing a client does can keep them from being written
+        from safetensors.numpy import save_file
+
+        from fedloom.core.atomic import atomic_write, atomic_write_text
+
+        # atomically (temp file, fsync, rename, directory fsync): a crash leaves the old file or the new one
+        tensors = {k: v for k, v in result.parameters.items()}
+        atomic_write(out / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
+        atomic_write_text(out / "history.json", json.dumps([h.as_dict() for h in result.history], indent=1))
         pool.close("training finished")
     except BaseException as exc:
         log.error("server stopping: %s: %s", type(exc).__name__, exc)
         pool.close("server stopped")
         raise
-    from safetensors.numpy import save_file
-
-    from fedloom.core.atomic import atomic_write, atomic_write_text
-
-    # atomically (temp file, fsync, rename, directory fsync): a crash leaves the old file or the new one
-    tensors = {k: v for k, v in result.parameters.items()}
-    atomic_write(out / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
-    atomic_write_text(out / "history.json", json.dumps([h.as_dict() for h in result.history], indent=1))
     return result
 
 
@@ -215,6 +231,8 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
     """Connect the configured client to ``server`` and serve until the server says goodbye."""
     name = name or ccfg.name
     cred_dir = ccfg.credentials.replace("{name}", name) if ccfg.credentials else ""
+    if cred_dir and not insecure and not Path(cred_dir).is_dir():
+        raise ConfigError(no_credentials_message(name, cred_dir))
     def pick(value: str, default: str) -> str:
         if value:
             return value
@@ -240,14 +258,16 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
     creds = None
     if not insecure:
         if not ca:
-            raise ConfigError("TLS needs the CA certificate (ca_cert or credentials); pass --insecure for plaintext")
+            raise ConfigError("TLS needs the CA certificate: set [client] credentials (or --credentials) to the "
+                              "folder `fedloom certs` wrote for this client (creds/clients/NAME), or ca_cert")
         creds = channel_credentials(ca_cert=ca, client_cert=cert or None, client_key=key or None)
     client = build_client(cfg, ccfg, name)
     runtime = ClientRuntime(
         client, server=server, credentials=creds, token=token, name=name,
         heartbeat_s=ccfg.heartbeat_s, server_timeout_s=ccfg.server_timeout_s,
         backoff_initial_s=ccfg.backoff_initial_s, backoff_max_s=ccfg.backoff_max_s,
-        give_up_after_s=ccfg.give_up_after_s, max_message_bytes=ccfg.max_message_bytes,
+        give_up_after_s=ccfg.give_up_after_s, connect_timeout_s=ccfg.connect_timeout_s,
+        max_message_bytes=ccfg.max_message_bytes,
         chunk_bytes=ccfg.chunk_kb * 1024,
     )
     return runtime.run()
