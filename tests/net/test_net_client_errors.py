@@ -205,3 +205,42 @@ def test_revoked_client_is_dropped_and_refused_while_the_server_keeps_going(site
         for rt in rts.values():
             rt.stop()
         pool.close()
+
+
+def test_mutual_tls_is_the_default_with_fedloom_certs_credentials(site):
+    # before: require_client_cert defaulted to false, so the client certificates `fedloom certs` wrote went unused
+    from fedloom.net.config import ServerConfig
+    from fedloom.net.deploy import build_pool
+
+    token_only = build_pool(ServerConfig(address="127.0.0.1:0", credentials=str(site), client_auth="token"),
+                            min_clients=1)
+    assert not token_only.authenticator.require_cert
+    pool = build_pool(ServerConfig(address="127.0.0.1:0", credentials=str(site)), min_clients=1).start()
+    try:
+        assert pool.authenticator.require_cert and pool.authenticator.use_tokens
+        cdir = site / "clients" / "2"
+        err, _ = _run(_runtime(f"127.0.0.1:{pool.port}", cdir))  # token, no certificate
+        assert isinstance(err, AuthError) and "requires a client certificate" in str(err)
+        ok = _runtime(f"127.0.0.1:{pool.port}", cdir, cert=cdir / "client.pem", key=cdir / "client.key")
+        threading.Thread(target=ok.run, daemon=True).start()
+        assert pool.wait_for_clients(1, timeout=10) and pool.connected() == ["2"]
+        ok.stop()
+    finally:
+        pool.close()
+
+
+def test_refusals_are_logged_once_per_peer_and_minute(site, caplog):
+    pool = _pool(site, mtls=False)
+    try:
+        ca = (site / "ca.pem").read_bytes()
+        for _ in range(4):
+            with grpc.secure_channel(f"127.0.0.1:{pool.port}", grpc.ssl_channel_credentials(ca)) as ch:
+                call = ch.stream_stream("/fedloom.net.Fedloom/Connect", request_serializer=lambda b: b,
+                                        response_deserializer=lambda b: b)
+                with pytest.raises(grpc.RpcError) as err:
+                    list(call(iter([b""]), metadata=[("authorization", "Bearer forged")], timeout=5))
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        lines = [r.getMessage() for r in caplog.records if "refused a connection" in r.getMessage()]
+        assert len(lines) == 1 and "invalid token" in lines[0]
+    finally:
+        pool.close()
