@@ -131,7 +131,8 @@ def create_credentials(
     if len(set(clients)) != len(clients):
         raise ConfigError("client names must be unique")
     if ADMIN_NAME in clients:
-        raise ConfigError(f"{ADMIN_NAME!r} is reserved for the operator's status credentials: name the client otherwise")
+        raise ConfigError(f"{ADMIN_NAME!r} is reserved for the operator's status credentials: "
+                          "name the client otherwise")
     all_hosts = list(dict.fromkeys([*DEFAULT_HOSTS, *(h.strip() for h in hosts if h.strip())]))
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedloom CA")])

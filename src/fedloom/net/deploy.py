@@ -190,7 +190,8 @@ def run_server(
     return result
 
 
-def _status(scfg: ServerConfig, pool: GrpcPool, *, rounds: int, insecure: bool) -> tuple[StatusBoard, StatusPage | None]:
+def _status(scfg: ServerConfig, pool: GrpcPool, *, rounds: int,
+            insecure: bool) -> tuple[StatusBoard, StatusPage | None]:
     """The live status of the run: the admin ``Status`` RPC on the pool's port, and the web page if
     ``status_port`` is set (behind the admin token of ``fedloom certs``)."""
     hash_file = scfg.admin_token_hash

@@ -263,4 +263,6 @@ def _num(v: float) -> str:
         return str(v)
     if v == int(v) and abs(v) >= 1:
         return f"{int(v):,}"
+    if v != 0 and abs(v) < 1e-3:
+        return f"{v:.2e}"
     return f"{v:.4f}"

@@ -247,6 +247,7 @@ function cell(row, text, cls) {
 }
 function fmt(v) {
   if (v === null || v === undefined) return "-";
+  if (v !== 0 && Math.abs(v) < 1e-3) return Number(v).toExponential(2);
   if (Number.isInteger(v) && Math.abs(v) >= 1) return v.toLocaleString("en");
   return Number(v).toFixed(4);
 }
