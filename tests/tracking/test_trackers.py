@@ -128,3 +128,19 @@ def test_a_failing_tracker_never_stops_the_run(caplog):
 
 def test_no_tracker_without_options():
     assert open_trackers(TrackingOptions(), {"dataset": "iris"}, run_name="r") == []
+
+
+@needs_mlflow
+def test_a_failed_run_is_marked_failed_in_mlflow(tmp_path, monkeypatch):
+    import mlflow
+
+    from fedloom.tracking.mlflow_tracker import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    tracker = MlflowTracker(str(tmp_path / "mlruns"), "fedloom", {"dataset": "iris"}, run_name="broken")
+    tracker.on_round_end(RoundRecord(1, {"accuracy": 0.5, "loss": float("nan")}), None)
+    tracker.finish(None, None)
+    client = mlflow.MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FAILED" and run.data.metrics == {"accuracy": 0.5}  # NaN left out
+    assert run.data.tags["fedloom.run"] == "broken" and client.list_artifacts(tracker.run_id) == []
