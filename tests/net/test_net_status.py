@@ -83,6 +83,9 @@ def test_board_stage_round_metrics_and_epsilon():
     st = board.status()
     assert (st["round"], st["completed_rounds"], st["epsilon"]) == (3, 2, 0.7)
     assert st["history"][0] == {"round": 1, "accuracy": 0.5, "loss": 1.0, "epsilon": 0.7}
+    resumed = StatusBoard(rounds=3, clients=lambda: clients, min_clients=2)
+    resumed.restore([RoundRecord(1, {"accuracy": 0.5}), RoundRecord(2, {"accuracy": 0.6})])
+    assert (resumed.status()["round"], resumed.status()["completed_rounds"]) == (3, 2)
     board.finish("finished")
     assert (board.status()["stage"], board.status()["round"]) == ("finished", 2)
     again = reply_to_dict(board.reply())  # through the protobuf message and back

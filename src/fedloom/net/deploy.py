@@ -156,6 +156,7 @@ def run_server(
             resumed = loop.resume_state()
             if resumed is not None:
                 log.info("resuming after round %d", resumed[0].round)
+                board.restore(resumed[1])
             try:
                 if resumed is not None:
                     result = loop.run(state=resumed[0], history=resumed[1])

@@ -64,6 +64,11 @@ class StatusBoard:
         with self._lock:
             self._history = [h for h in self._history if h.round < record.round] + [record]
 
+    def restore(self, history: list[RoundRecord]) -> None:
+        """Start from the rounds of a resumed run's checkpoint."""
+        with self._lock:
+            self._history = list(history)
+
     def finish(self, reason: str = "finished") -> None:
         """Mark the run as over (the stage then reads ``reason``)."""
         with self._lock:
