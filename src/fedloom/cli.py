@@ -333,6 +333,47 @@ def certs_revoke_cmd(name: str, out: str) -> None:
     click.echo(f"revoked client {name!r} (certificate serial {serial:x}) in {Path(out) / 'crl.pem'}")
 
 
+@cli.command("status")
+@click.option("--server", "server", required=True, help="HOST:PORT of the running fedloom server.")
+@click.option("--credentials", default=None, type=click.Path(file_okay=False),
+              help="The admin/ folder that `fedloom certs` wrote (token, ca.pem, client.pem, client.key).")
+@click.option("--token-file", default=None, type=click.Path(dir_okay=False),
+              help="The admin token file (default: token in --credentials).")
+@click.option("--ca-cert", default=None, type=click.Path(dir_okay=False),
+              help="CA certificate (default: ca.pem in --credentials).")
+@click.option("--cert", "client_cert", default=None, type=click.Path(dir_okay=False),
+              help="Client certificate, for a server that requires one (default: client.pem in --credentials).")
+@click.option("--key", "client_key", default=None, type=click.Path(dir_okay=False),
+              help="Its private key (default: client.key in --credentials).")
+@click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Seconds to wait for the answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_cmd(server: str, credentials: str | None, token_file: str | None, ca_cert: str | None,
+               client_cert: str | None, client_key: str | None, timeout_s: float, as_json: bool) -> None:
+    """Show a running server's clients, round, stage, last metrics and epsilon (needs the admin token)."""
+    from fedloom.net.client import channel_credentials
+    from fedloom.net.status import format_status, query_status, reply_to_dict
+
+    def pick(given: str | None, name: str) -> str | None:
+        if given:
+            return given
+        path = Path(credentials) / name if credentials else None
+        return str(path) if path is not None and path.exists() else None
+
+    token_path, ca = pick(token_file, "token"), pick(ca_cert, "ca.pem")
+    cert, key = pick(client_cert, "client.pem"), pick(client_key, "client.key")
+    if ca is None:
+        raise FedloomError("fedloom status needs the deployment's CA certificate: --credentials DIR/admin "
+                           "(from `fedloom certs --out DIR`) or --ca-cert")
+    try:
+        token = Path(token_path).read_text().strip() if token_path else None
+    except OSError as exc:
+        raise FedloomError(f"cannot read the admin token {token_path}: {exc}") from exc
+    creds = channel_credentials(ca_cert=ca, client_cert=cert if cert and key else None,
+                                client_key=key if cert and key else None)
+    status = reply_to_dict(query_status(server, token=token, credentials=creds, timeout_s=timeout_s))
+    click.echo(json.dumps(status, indent=1) if as_json else format_status(status, server))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning fedloom's deliberate errors into one clear line."""
     try:

@@ -68,9 +68,13 @@ class ServerConfig:
     max_streams_before_hello: int = 2  # per identity
     max_connects_per_minute: int = 60  # per identity
     max_update_ratio: float = 4.0  # fit result parameters, and extras, each up to this x the model's bytes + 1 MiB
+    status_port: int = 0  # the read-only status web page (fedloom.net.status_page); 0: off
+    status_host: str = "127.0.0.1"  # where the status page listens
+    admin_token_hash: str = ""  # default: admin.sha256 of credentials (written by `fedloom certs`)
 
     def validate(self) -> None:
         need = _need
+        need(0 <= self.status_port <= 65535, f"status_port must be in [0, 65535] (0: off), got {self.status_port}")
         need(":" in self.address, f"address must be HOST:PORT, got {self.address!r}")
         need(self.min_clients_start >= 0, "min_clients_start must be >= 0")
         need(self.min_clients_aggregate >= 1, "min_clients_aggregate must be >= 1")
@@ -161,7 +165,7 @@ def _build(kind: type, raw: dict[str, Any], source: str, base: Path) -> Any:
 
 
 _PATH_KEYS = {"credentials", "ca_cert", "server_cert", "server_key", "tokens_file", "checkpoint_dir",
-              "client_cert", "client_key", "token_file"}
+              "client_cert", "client_key", "token_file", "admin_token_hash"}
 
 
 def load_deployment(path: str | Path | None) -> tuple[RunConfig, ServerConfig, ClientConfig]:

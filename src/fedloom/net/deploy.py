@@ -24,10 +24,13 @@ from fedloom.core.client import Client
 from fedloom.engine import RoundRecord, RunResult
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.net.auth import Authenticator, Revocations
-from fedloom.net.certs import CRL_NAME, issued_client_certificates
+from fedloom.net.certs import ADMIN_HASH_FILE, CRL_NAME, issued_client_certificates
 from fedloom.net.client import ClientRuntime, channel_credentials, no_credentials_message
 from fedloom.net.config import ALLOW_LIST_NEEDS_AUTH, ClientConfig, ServerConfig
 from fedloom.net.server import GrpcPool
+from fedloom.net.status import AdminAuth, StatusBoard, status_service
+from fedloom.net.status_page import StatusPage
+from fedloom.tracking import finish_trackers, open_trackers
 
 __all__ = ["build_pool", "run_server", "build_client", "run_client", "CHECKPOINT_NAME"]
 
@@ -151,12 +154,15 @@ def run_server(
     if cfg.encryption.he:
         _check_server_keys(cfg.encryption.he_keys)
     min_start = scfg.min_clients_start or cfg.federation.clients
-    pool = build_pool(scfg, min_clients=min_start, insecure=insecure).start()
+    pool = build_pool(scfg, min_clients=min_start, insecure=insecure)
+    board, page = _status(scfg, pool, rounds=cfg.federation.rounds, insecure=insecure)  # fedloom status, page
+    trackers = open_trackers(cfg.tracking, cfg.to_dict(), run_name=out.name)  # MLflow/TensorBoard if asked
+    pool.start()
     log.info("serving on port %d; waiting for %d clients", pool.port, min_start)
     if on_listen is not None:
         on_listen(pool.port)
     # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked
-    loop = assemble_loop(sim, pool, observers=[_LogRound()], checkpoint_path=ckpt,
+    loop = assemble_loop(sim, pool, observers=[_LogRound(), board, *trackers], checkpoint_path=ckpt,
                          round_timeout=scfg.round_deadline_s)
     try:
         failures = 0
@@ -164,6 +170,7 @@ def run_server(
             resumed = loop.resume_state()
             if resumed is not None:
                 log.info("resuming after round %d", resumed[0].round)
+                board.restore(resumed[1])
             try:
                 if resumed is not None:
                     result = loop.run(state=resumed[0], history=resumed[1])
@@ -184,12 +191,42 @@ def run_server(
         tensors = {k: v for k, v in result.parameters.items()}
         atomic_write(out / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
         atomic_write_text(out / "history.json", json.dumps([h.as_dict() for h in result.history], indent=1))
+        board.finish("finished")
         pool.close("training finished")
     except BaseException as exc:
         log.error("server stopping: %s: %s", type(exc).__name__, exc)
+        board.finish("stopped")
         pool.close("server stopped")
+        finish_trackers(trackers)
         raise
+    finally:
+        if page is not None:
+            page.close()
+    finish_trackers(trackers, result, out / "model.safetensors")
     return result
+
+
+def _status(scfg: ServerConfig, pool: GrpcPool, *, rounds: int,
+            insecure: bool) -> tuple[StatusBoard, StatusPage | None]:
+    """The live status of the run: the admin ``Status`` RPC on the pool's port, and the web page if
+    ``status_port`` is set (behind the admin token of ``fedloom certs``)."""
+    hash_file = scfg.admin_token_hash
+    if not hash_file and scfg.credentials and (Path(scfg.credentials) / ADMIN_HASH_FILE).exists():
+        hash_file = str(Path(scfg.credentials) / ADMIN_HASH_FILE)
+    auth = AdminAuth.from_file(hash_file)
+    board = StatusBoard(rounds=rounds, clients=pool.snapshot, min_clients=pool.min_clients)
+    # under --insecure the admin token would cross the network in plaintext: the RPC refuses every request
+    pool.add_service(status_service(board, AdminAuth(None, plaintext=True) if insecure else auth))
+    if not scfg.status_port:
+        return board, None
+    if auth.token_hash is None:
+        raise ConfigError("status_port needs an admin token: run `fedloom certs` (it writes admin.sha256) and set "
+                          "[server] credentials to its folder, or admin_token_hash")
+    files = _server_files(scfg)
+    tls = not insecure and bool(files["server_cert"])
+    page = StatusPage(board, auth, host=scfg.status_host, port=scfg.status_port,
+                      certfile=files["server_cert"] if tls else None, keyfile=files["server_key"] if tls else None)
+    return board, page.start()
 
 
 def _check_server_keys(key_dir: str) -> None:

@@ -140,6 +140,7 @@ class _Session:
         self.pending: dict[str, _Pending] = {}
         self.lock = threading.Lock()
         self.last_seen = time.monotonic()
+        self.connected_at = self.last_seen
         self.closed = threading.Event()
         self.finished = threading.Event()  # the response stream has ended
         self.close_status: tuple[grpc.StatusCode, str] | None = None
@@ -552,4 +553,25 @@ class GrpcPool:
                 out.stats.bytes_up += pending.bytes_up
         return out
 
+    # -- read-only status (fedloom.net.status) ------------------------------------------
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The connected clients, sorted naturally: ``name``, ``last_heartbeat_s`` (seconds since the
+        client last sent anything), ``connected_s`` and ``stage`` (``idle``, ``training`` or
+        ``evaluating``: the kind of task it has pending). Reads only; changes nothing."""
+        now = time.monotonic()
+        with self._cond:
+            sessions = sorted(self._sessions.values(), key=lambda s: natural_key(s.cid))
+        out = []
+        for s in sessions:
+            with s.lock:
+                kinds = {p.kind for p in s.pending.values()}
+            stage = "training" if pb.FIT_INS in kinds else "evaluating" if pb.EVALUATE_INS in kinds else "idle"
+            out.append({"name": s.cid, "last_heartbeat_s": max(0.0, now - s.last_seen),
+                        "connected_s": max(0.0, now - s.connected_at), "stage": stage})
+        return out
 
+    def add_service(self, *handlers: grpc.GenericRpcHandler) -> None:
+        """Serve more gRPC services on this server's port (e.g. the admin status service); before :meth:`start`."""
+        if self._started:
+            raise RuntimeError("add services before start()")
+        self._server.add_generic_rpc_handlers(handlers)
