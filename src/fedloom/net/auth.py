@@ -38,7 +38,7 @@ from pathlib import Path
 import grpc
 
 from fedloom.errors import ConfigError, FedloomError
-from fedloom.net.certs import hash_token
+from fedloom.net.certs import ADMIN_NAME, hash_token
 
 __all__ = ["AuthError", "Authenticator", "Revocations", "load_token_hashes", "CLAIMED_NAME_KEY"]
 
@@ -243,6 +243,10 @@ class Authenticator:
         elif claimed and claimed != identity:
             raise AuthError(grpc.StatusCode.UNAUTHENTICATED,
                             f"client claims to be {claimed!r} but its credentials are {identity!r}'s")
+        if identity == ADMIN_NAME:  # the operator's status credentials never train (they are not a client's)
+            raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
+                            f"{ADMIN_NAME!r} credentials are for `fedloom status` only; a training client needs "
+                            "its own (fedloom certs --clients NAME)")
         if self.allowed is not None and identity not in self.allowed:
             raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
                             f"client {identity!r} is not allowed to join (unknown or revoked)")
