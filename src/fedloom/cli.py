@@ -374,6 +374,11 @@ def status_cmd(server: str, credentials: str | None, token_file: str | None, ca_
     click.echo(json.dumps(status, indent=1) if as_json else format_status(status, server))
 
 
+@cli.group("audit")
+def audit_cmd() -> None:
+    """Check a finished run: its signed round ledger and what its privacy protections withstand."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning fedloom's deliberate errors into one clear line."""
     try:
