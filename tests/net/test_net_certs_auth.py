@@ -17,6 +17,7 @@ from fedloom.core.types import FitIns
 from fedloom.errors import ConfigError
 from fedloom.net import Authenticator, AuthError, ClientRuntime, channel_credentials, create_credentials
 from fedloom.net.certs import hash_token
+from fedloom.net.client import ConnectFailed
 from fedloom.net.proto import fedloom_pb2 as pb
 from fedloom.net.proto import fedloom_pb2_grpc as pb_grpc
 
@@ -97,8 +98,8 @@ def test_wrong_ca_fails_tls(creds, harness, tmp_path):
     rt = ClientRuntime(AddOne(), server=h.address, credentials=channel_credentials(ca_cert=other / "ca.pem"),
                        token=(creds / "clients" / "0" / "token").read_text(), give_up_after_s=0.5,
                        backoff_initial_s=0.05, backoff_max_s=0.1)
-    with pytest.raises(ConnectionError, match="giving up"):
-        rt.run()
+    with pytest.raises(ConnectFailed, match="presented a certificate this client does not trust"):
+        rt.run()  # said at once, not retried until give_up_after_s
 
 
 def test_mutual_tls_identity(creds):
@@ -125,3 +126,31 @@ def test_mutual_tls_identity(creds):
         assert out.failures == [] and out.results[0][1].parameters["w"].tolist() == [1.0, 1.0, 1.0]
     finally:
         pool.close()
+
+
+def test_the_admin_certificate_cannot_join_training_on_an_mtls_only_server(creds):
+    """Attacker: whoever holds the operator's status credentials tries to train as a client.
+
+    On a server that admits every certificate the CA signed (no tokens, no allow list), the admin
+    certificate (common name ``fedloom-admin``) would otherwise be admitted as a training client.
+    """
+    from fedloom.net import GrpcPool
+    from fedloom.net.certs import ADMIN_NAME
+
+    server_creds = grpc.ssl_server_credentials(
+        [((creds / "server.key").read_bytes(), (creds / "server.pem").read_bytes())],
+        root_certificates=(creds / "ca.pem").read_bytes(), require_client_auth=True)
+    pool = GrpcPool(address="127.0.0.1:0", authenticator=Authenticator(require_cert=True),
+                    server_credentials=server_creds, heartbeat_s=0.5).start()
+    try:
+        adir = creds / "admin"
+        rt = ClientRuntime(AddOne(), server=f"127.0.0.1:{pool.port}", heartbeat_s=0.5,
+                           credentials=channel_credentials(ca_cert=adir / "ca.pem", client_cert=adir / "client.pem",
+                                                           client_key=adir / "client.key"))
+        with pytest.raises(AuthError, match="for `fedloom status` only"):
+            rt.run()
+        assert ADMIN_NAME not in pool.connected()
+    finally:
+        pool.close()
+    with pytest.raises(AuthError, match="status` only"):
+        Authenticator(require_cert=True).identify({}, ADMIN_NAME)

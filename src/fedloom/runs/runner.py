@@ -14,6 +14,7 @@ from fedloom.runs.plot_worker import PlotWorker
 from fedloom.runs.plots import write_html_report
 from fedloom.runs.progress import ProgressBar
 from fedloom.runs.store import RunStore, new_run_dir
+from fedloom.tracking import finish_trackers, open_trackers
 
 __all__ = ["execute_run"]
 
@@ -36,13 +37,15 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
 
         initial = load_checkpoint(store.checkpoint_path)[0].round
     bar = ProgressBar(cfg.federation.rounds, initial=initial, enabled=cfg.run.progress)
+    trackers = open_trackers(cfg.tracking, cfg.to_dict(), run_name=out.name)  # MLflow/TensorBoard if asked
     plotter = PlotWorker(out)  # imports matplotlib in another process while this one trains
     try:
         result = run_simulation(
-            cfg, observers=[store, bar], checkpoint_path=store.checkpoint_path, resume=cfg.run.resume
+            cfg, observers=[store, bar, *trackers], checkpoint_path=store.checkpoint_path, resume=cfg.run.resume
         )
     except BaseException:
         plotter.cancel()
+        finish_trackers(trackers)
         raise
     finally:
         bar.close()
@@ -50,6 +53,7 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
     summary = store.write_summary(result, cfg.to_dict(), wall, extra=privacy_summary(cfg, result))
     plotter.send(summary["history"])  # the worker draws while the model is written
     store.write_model(result.parameters)
+    finish_trackers(trackers, result, out / "model.safetensors")
     plots = plotter.finish()
     write_html_report(summary, plots, out)
     return summary, out
