@@ -135,8 +135,8 @@ def _column(
     values = np.unique(groups)
     if len(values) != num_clients:
         raise ConfigError(
-            f"partition 'column' makes one client per group: the data has {len(values)} groups, "
-            f"but {num_clients} clients were requested"
+            f"partition 'column' makes one client per group: the clients' rows hold {len(values)} groups, "
+            f"but {num_clients} clients were requested; set clients = {len(values)} (or leave --clients out)"
         )
     return [np.flatnonzero(groups == v) for v in values]
 
