@@ -10,6 +10,7 @@ from the last checkpoint, so it consumes no randomness twice and the run stays r
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -24,7 +25,7 @@ from fedloom.app.config import RunConfig
 from fedloom.core.client import Client, ClientWrapper
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
-from fedloom.engine import FederatedLoop, RoundRecord, RunResult
+from fedloom.engine import FederatedLoop, RoundRecord, RunResult, task_seed
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.net.auth import Authenticator, load_token_hashes
 from fedloom.net.client import ClientRuntime, channel_credentials
@@ -289,7 +290,34 @@ def build_client(cfg: RunConfig, ccfg: ClientConfig, name: str) -> Client:
     sim = build_simulation(cfg, side="client")
     log.info("client %s trains on partition %d of %s (%s over %d clients): %d examples", name, index,
              cfg.data.dataset, cfg.data.partition, cfg.federation.clients, len(sim.splits[index].train))
-    return sim.client_fn(str(index))
+    client = sim.client_fn(str(index))
+    return client if name == str(index) else SimulationSeeds(client, seed=cfg.run.seed, name=name, cid=str(index))
+
+
+class SimulationSeeds(ClientWrapper):
+    """Demo mode under another name: train with the seeds the simulation's client ``cid`` gets.
+
+    The server seeds each task by the client's name (``task_seed(seed, round, name)``); a demo client
+    named ``hospital-a`` that holds partition 0 swaps that for ``task_seed(seed, round, "0")``, so a
+    deployment reproduces ``fedloom run`` on the same config bit for bit. A seed the server chose
+    otherwise is left alone.
+    """
+
+    def __init__(self, inner: Client, *, seed: int, name: str, cid: str) -> None:
+        super().__init__(inner)
+        self.seed, self.name, self.cid = seed, name, cid
+
+    def _config(self, config: Config) -> Config:
+        rnd = config.get("round")
+        if isinstance(rnd, int) and config.get("seed") == task_seed(self.seed, rnd, self.name):
+            return {**config, "seed": task_seed(self.seed, rnd, self.cid)}
+        return config
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        return super().fit_task(dataclasses.replace(ins, config=self._config(ins.config)))
+
+    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
+        return super().evaluate(parameters, self._config(config))
 
 
 def _checkable(cfg: RunConfig) -> bool:
