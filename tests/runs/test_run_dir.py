@@ -82,3 +82,15 @@ def test_version_verbose_after_the_command_and_choices_in_help():
     for flag, name in (("--strategy", "fedprox"), ("--aggregator", "median"), ("--dataset", "breast_cancer")):
         after = text[text.index(flag + " "):]
         assert "Choices:" in after[:600] and name in after[:600], flag
+
+
+def test_fedloom_data_shows_the_label_and_group_encoding(tmp_path):
+    csv = tmp_path / "patients.csv"
+    csv.write_text("age,diagnosis,site\n" + "".join(
+        f"{i % 50},{'malignant' if i % 3 else 'benign'},{['north', 'south'][i % 2]}\n" for i in range(80)))
+    result = CliRunner().invoke(cli, ["data", "--dataset", str(csv), "--target-column", "diagnosis",
+                                      "--group-column", "site"])
+    assert result.exit_code == 0, result.output
+    assert "column over 2 clients" in " ".join(result.output.split())  # --group-column: one client per group
+    assert "north" in result.output and "south" in result.output
+    assert "labels: y=0 benign, y=1 malignant" in result.output
