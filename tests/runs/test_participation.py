@@ -6,10 +6,10 @@ import time
 
 import numpy as np
 
+from fedloom.backends.inline import InlinePool
 from fedloom.core.client import Client
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import EvaluateRes, FitRes
-from fedloom.backends.inline import InlinePool
 from fedloom.engine import FederatedLoop
 from fedloom.runs.participation import ParticipationPool
 from fedloom.runs.store import RunStore
