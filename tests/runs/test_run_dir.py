@@ -48,7 +48,7 @@ def test_a_run_failing_after_a_round_is_marked_failed_and_report_says_so(tmp_pat
     result = CliRunner().invoke(cli, ["report", str(out)])
     assert result.exit_code == 0, result.output
     assert "this run FAILED after 2 round(s): RuntimeError: disk full" in result.output
-    assert (out / "report.html").exists()
+    assert "This run failed after 2 round(s):</b> RuntimeError: disk full" in (out / "report.html").read_text()
 
 
 def test_a_run_failing_before_its_first_round_leaves_no_directory(tmp_path, monkeypatch):
@@ -94,3 +94,10 @@ def test_fedloom_data_shows_the_label_and_group_encoding(tmp_path):
     assert "column over 2 clients" in " ".join(result.output.split())  # --group-column: one client per group
     assert "north" in result.output and "south" in result.output
     assert "labels: y=0 benign, y=1 malignant" in result.output
+
+
+def test_a_regression_dataset_with_the_default_partition_says_what_to_use():
+    from fedloom.simulation import build_simulation
+
+    with pytest.raises(ConfigError, match="partition 'dirichlet' needs class labels; use iid or quantity"):
+        build_simulation(RunConfig(dataset="diabetes", clients=3, progress=False))
