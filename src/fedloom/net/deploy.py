@@ -165,7 +165,8 @@ def run_server(
         store.write_labels(labels)
     recorder = _RoundRecorder(store, pool)
     # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked
-    loop = assemble_loop(sim, pool, observers=[recorder, store, _LogRound()], checkpoint_path=ckpt,
+    # the log line first: it follows the checkpoint at once, as people (and tests) watching the log expect
+    loop = assemble_loop(sim, pool, observers=[_LogRound(), recorder, store], checkpoint_path=ckpt,
                          round_timeout=scfg.round_deadline_s)
     recorder.loop = loop
     start = time.perf_counter()
