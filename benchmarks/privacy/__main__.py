@@ -10,8 +10,10 @@
 (c) The same with SecAgg+ underneath (clients clip, the server noises the secure sum).
 (d) noise: the time of one Gaussian release on 100k coordinates: the old float Gaussian from a
     seeded numpy generator against the exact discrete Gaussian from the OS CSPRNG (best of 5).
-spread (not in the default parts, about 10 minutes): (b) again for loop seeds 0-2, the data split
+spread (not in the default parts, about 5 minutes): (b) again for loop seeds 0-9, the data split
     fixed, to see the run-to-run spread of accuracy (noise, sampling and task seeds vary).
+spread-pld: the same with the noise calibrated by (and accounted with) the PLD accountant.
+    ``benchmarks/privacy/spread_before.py`` runs the same spread on the code from before issue 10.
 
 Results go to ``benchmarks/privacy/results.json`` and the plot to ``privacy_utility.png``.
 """
@@ -114,13 +116,13 @@ def utility(secagg: bool) -> list[dict]:
     return rows
 
 
-def spread(loop_seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict]:
+def spread(loop_seeds: tuple[int, ...] = tuple(range(10)), accountant: str = "rdp") -> list[dict]:
     from fedloom.app.build import assemble_loop, build_simulation, make_run_pool
 
     rows = []
     for eps in EPSILONS[:-1]:
         for k in loop_seeds:
-            cfg = RunConfig(**UTILITY, dp="central", target_epsilon=eps)
+            cfg = RunConfig(**UTILITY, dp="central", target_epsilon=eps, accountant=accountant)
             sim = build_simulation(cfg)
             pool = make_run_pool(cfg, sim)
             loop = assemble_loop(sim, pool)
@@ -129,8 +131,8 @@ def spread(loop_seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict]:
                 acc = loop.run(sim.initial_parameters).history[-1].metrics["accuracy"]
             finally:
                 pool.close()
-            rows.append({"target_epsilon": eps, "loop_seed": k, "accuracy": acc})
-            print(f"  eps={eps} loop seed {k}: accuracy {acc:.4f}", flush=True)
+            rows.append({"target_epsilon": eps, "loop_seed": k, "accuracy": acc, "accountant": accountant})
+            print(f"  {accountant} eps={eps} loop seed {k}: accuracy {acc:.4f}", flush=True)
     return rows
 
 
@@ -199,10 +201,13 @@ def main(argv: list[str]) -> None:
             results[part] = noise()
         elif part == "spread":
             results[part] = spread()
+        elif part == "spread-pld":
+            results[part] = spread(accountant="pld")
         elif part == "plot":
             continue
         else:
-            raise SystemExit(f"unknown part {part!r}; choose overhead, utility, utility-secagg, noise, spread, plot")
+            raise SystemExit(f"unknown part {part!r}; choose overhead, utility, utility-secagg, noise, spread, "
+                             "spread-pld, plot")
         path.write_text(json.dumps(results, indent=2))
     plot(results)
 

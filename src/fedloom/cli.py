@@ -301,14 +301,25 @@ def server_cmd(config_path: str, resume: bool, insecure: bool, address: str | No
               help="This site's own .csv/.npz file (default: [client] data; without either, the partition "
                    "[client.partitions] gives this name, of the config's dataset).")
 @click.option("--target-column", default=None, help="Label column of --data (default: the config's target_column).")
+@click.option("--connect-timeout", "connect_timeout", type=float, default=None,
+              help="Seconds to keep retrying while nothing answers at --server, then exit 5 "
+                   "[default: [client] connect_timeout_s, 300; 0: forever].")
 def client_cmd(server: str, config_path: str, name: str, credentials: str | None, insecure: bool,
-               data: str | None, target_column: str | None) -> None:
+               data: str | None, target_column: str | None, connect_timeout: float | None) -> None:
     """Connect a client to a fedloom server and train when asked, until the run ends.
 
     \b
     fedloom client --server fl.example.org:8443 --config deploy.toml --name hospital-a \\
                    --data hospital-a.csv --target-column diagnosis
+
+    \b
+    Exit status: 0 the run ended; 2 configuration or credentials files (the message says what to
+    create), or this site's data does not fit the server's model; 3 the server refused this client
+    (certificate, token, revoked); 4 TLS and plaintext do not match, or the server's certificate is
+    not trusted; 5 no fedloom server at --server.
     """
+    from fedloom.net.auth import AuthError
+    from fedloom.net.client import ConnectFailed
     from fedloom.net.config import load_deployment
     from fedloom.net.deploy import run_client
 
@@ -320,29 +331,102 @@ def client_cmd(server: str, config_path: str, name: str, credentials: str | None
         ccfg.data = data
     if target_column is not None:
         ccfg.target_column = target_column
+    if connect_timeout is not None:
+        ccfg.connect_timeout_s = connect_timeout
+        ccfg.validate()
     if insecure:
         _insecure_warning()
     try:
         reason = run_client(cfg, ccfg, server=server, name=name, insecure=insecure)
+    except (AuthError, ConnectFailed) as exc:  # retrying cannot help, or nothing answered: say so, exit non-zero
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except ConnectionError as exc:  # gave up reconnecting (give_up_after_s)
         raise FedloomError(str(exc)) from exc
     click.echo(f"server closed the run: {reason}")
 
 
-@cli.command("certs")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
-@click.option("--clients", required=True, help="Comma-separated client names, e.g. a,b,c.")
+@cli.group("certs", invoke_without_command=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--clients", help="Comma-separated client names, e.g. a,b,c.")
 @click.option("--hosts", default="localhost,127.0.0.1", show_default=True,
               help="Comma-separated DNS names / IPs the server certificate is valid for.")
 @click.option("--days", default=365, show_default=True, help="Certificate validity in days.")
-def certs_cmd(out: str, clients: str, hosts: str, days: int) -> None:
-    """Create a CA, a server certificate, and a certificate + token per client."""
+@click.pass_context
+def certs_cmd(ctx: click.Context, out: str | None, clients: str | None, hosts: str, days: int) -> None:
+    """Create a CA, a server certificate, and a certificate + token per client.
+
+    \b
+    fedloom certs --out creds --clients a,b,c    create credentials (clients then use mutual TLS)
+    fedloom certs revoke b --out creds          revoke client b (a running server reloads it)
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not out or not clients:
+        raise click.UsageError("give --out DIR and --clients a,b,c (or a subcommand: fedloom certs revoke NAME)")
     from fedloom.net.certs import create_credentials
 
     names = [c.strip() for c in clients.split(",") if c.strip()]
     path = create_credentials(out, clients=names, hosts=hosts.split(","), days=days)
     click.echo(f"wrote CA, server and {len(names)} client credentials to {path}")
     click.echo(f"server: credentials = \"{path}\"; give each client {path}/clients/<name>/")
+
+
+@certs_cmd.command("revoke")
+@click.argument("name")
+@click.option("--out", "--dir", "out", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The credentials directory `fedloom certs --out` wrote.")
+def certs_revoke_cmd(name: str, out: str) -> None:
+    """Revoke client NAME: its certificate joins crl.pem, its token leaves tokens.json.
+
+    A running server re-reads both within a second or two: NAME is refused from then on and dropped
+    if connected; other clients are not affected.
+    """
+    from fedloom.net.certs import revoke_client
+
+    serial = revoke_client(out, name)
+    click.echo(f"revoked client {name!r} (certificate serial {serial:x}) in {Path(out) / 'crl.pem'}")
+
+
+@cli.command("status")
+@click.option("--server", "server", required=True, help="HOST:PORT of the running fedloom server.")
+@click.option("--credentials", default=None, type=click.Path(file_okay=False),
+              help="The admin/ folder that `fedloom certs` wrote (token, ca.pem, client.pem, client.key).")
+@click.option("--token-file", default=None, type=click.Path(dir_okay=False),
+              help="The admin token file (default: token in --credentials).")
+@click.option("--ca-cert", default=None, type=click.Path(dir_okay=False),
+              help="CA certificate (default: ca.pem in --credentials).")
+@click.option("--cert", "client_cert", default=None, type=click.Path(dir_okay=False),
+              help="Client certificate, for a server that requires one (default: client.pem in --credentials).")
+@click.option("--key", "client_key", default=None, type=click.Path(dir_okay=False),
+              help="Its private key (default: client.key in --credentials).")
+@click.option("--timeout", "timeout_s", default=10.0, show_default=True, help="Seconds to wait for the answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_cmd(server: str, credentials: str | None, token_file: str | None, ca_cert: str | None,
+               client_cert: str | None, client_key: str | None, timeout_s: float, as_json: bool) -> None:
+    """Show a running server's clients, round, stage, last metrics and epsilon (needs the admin token)."""
+    from fedloom.net.client import channel_credentials
+    from fedloom.net.status import format_status, query_status, reply_to_dict
+
+    def pick(given: str | None, name: str) -> str | None:
+        if given:
+            return given
+        path = Path(credentials) / name if credentials else None
+        return str(path) if path is not None and path.exists() else None
+
+    token_path, ca = pick(token_file, "token"), pick(ca_cert, "ca.pem")
+    cert, key = pick(client_cert, "client.pem"), pick(client_key, "client.key")
+    if ca is None:
+        raise FedloomError("fedloom status needs the deployment's CA certificate: --credentials DIR/admin "
+                           "(from `fedloom certs --out DIR`) or --ca-cert")
+    try:
+        token = Path(token_path).read_text().strip() if token_path else None
+    except OSError as exc:
+        raise FedloomError(f"cannot read the admin token {token_path}: {exc}") from exc
+    creds = channel_credentials(ca_cert=ca, client_cert=cert if cert and key else None,
+                                client_key=key if cert and key else None)
+    status = reply_to_dict(query_status(server, token=token, credentials=creds, timeout_s=timeout_s))
+    click.echo(json.dumps(status, indent=1) if as_json else format_status(status, server))
 
 
 for _command in cli.commands.values():  # -v after the command too: fedloom run -v

@@ -49,6 +49,17 @@ def test_edge_cases_and_calibration():
         epsilon(noise_multiplier=1.0, sampling_rate=0.0, steps=3, delta=1e-5)
 
 
+def test_calibration_with_a_tighter_accountant_needs_less_noise_and_stays_within_the_target():
+    args = {"sampling_rate": 0.2, "steps": 20, "delta": 1e-5}
+    z_rdp = noise_for_epsilon(target_epsilon=4.0, **args)
+    z_pld = noise_for_epsilon(target_epsilon=4.0, **args, method="pld")
+    assert z_pld < 0.95 * z_rdp  # PLD is tighter: the same (epsilon, delta) with less noise
+    assert 0.995 * 4.0 <= epsilon(noise_multiplier=z_pld, **args, method="pld") <= 4.0
+    assert epsilon(noise_multiplier=z_pld, **args, method="rdp") > 4.0  # RDP would not certify it
+    with pytest.raises(ConfigError, match="unknown accountant"):
+        noise_for_epsilon(target_epsilon=4.0, **args, method="moments")
+
+
 def test_observer_reports_epsilon_and_stops_before_the_budget_is_exceeded():
     state = ServerState(Parameters())
     z = 1.0

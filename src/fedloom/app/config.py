@@ -7,7 +7,8 @@ and a ``--flag`` (the field name with dashes); field names are unique across sec
 also works outside its table, and flat TOML files keep working.
 
 Sections and their TOML tables: ``[data]``, ``[training]``, ``[federation]``, ``[algorithm]``,
-``[scenarios]``, ``[execution]``, ``[privacy]``, ``[communication]``, ``[encryption]`` and ``[run]``.
+``[scenarios]``, ``[execution]``, ``[privacy]``, ``[communication]``, ``[encryption]``, ``[run]`` and
+``[tracking]``.
 
 Example:
     >>> cfg = RunConfig(dataset="iris", clients=3)
@@ -35,6 +36,7 @@ from fedloom.privacy.options import PrivacyOptions
 from fedloom.scenarios.options import ScenarioOptions
 from fedloom.strategies.options import StrategyOptions
 from fedloom.torch.options import TrainingOptions
+from fedloom.tracking.options import TrackingOptions
 
 __all__ = ["RunConfig", "RunOptions", "SECTIONS", "load_config", "config_fields", "config_from_mapping",
            "read_toml", "section_of"]
@@ -68,6 +70,7 @@ SECTIONS: dict[str, type] = {
     "communication": CompressionOptions,
     "encryption": HEOptions,
     "run": RunOptions,
+    "tracking": TrackingOptions,
 }
 """Section name (TOML table, attribute of :class:`RunConfig`) -> the dataclass that owns it."""
 
@@ -100,6 +103,7 @@ class RunConfig:
     communication: CompressionOptions
     encryption: HEOptions
     run: RunOptions
+    tracking: TrackingOptions
 
     def __init__(self, **values: Any) -> None:
         sections: dict[str, Any] = {}

@@ -35,7 +35,8 @@ from fedloom.errors import ValidationError
 from fedloom.net.proto import fedloom_pb2 as pb
 from fedloom.net.wire import DataFrame
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "Assembled", "Assembler", "MessageTooLarge", "encode_frames", "group_nbytes"]
+__all__ = ["DEFAULT_CHUNK_BYTES", "Assembled", "Assembler", "MessageTooLarge", "encode_frames", "group_nbytes",
+           "group_sizes"]
 
 DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024
 """Data frame size: well under gRPC's 4 MB default message limit."""
@@ -217,6 +218,14 @@ class Assembler:
         self._groups = {}
         self._targets = []
         self._remaining = 0
+
+
+def group_sizes(header: pb.Header) -> dict[str, int]:
+    """Payload bytes per array group a header declares (``""``: parameters); raises on malformed metadata."""
+    out: dict[str, int] = {}
+    for key, *_, nbytes in _layout(header):
+        out[key] = out.get(key, 0) + nbytes
+    return out
 
 
 def _layout(header: pb.Header) -> list[tuple[str, str, np.dtype, tuple[int, ...], int]]:

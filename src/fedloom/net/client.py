@@ -7,6 +7,11 @@ network loss, a server that went silent) it reconnects with exponential backoff 
 it stops when the server says goodbye, or raises :class:`~fedloom.net.auth.AuthError` at once when
 the server refuses its credentials (retrying cannot help).
 
+A connection that fails before the server's Welcome is diagnosed (:mod:`fedloom.net.diagnose`):
+a certificate the server's TLS handshake refuses raises :class:`~fedloom.net.auth.AuthError`, TLS
+against a plaintext server (or the reverse) :class:`ConnectFailed`, both at once; an address where
+nothing answers is retried with backoff for ``connect_timeout_s``, then raises :class:`NoServer`.
+
 Example (against a running server)::
 
     runtime = ClientRuntime(my_client, server="fl.example.org:8443",
@@ -29,20 +34,43 @@ import grpc
 
 from fedloom.core.client import Client
 from fedloom.core.types import EvaluateIns, FitIns, FitRes
-from fedloom.errors import ConfigError, ValidationError
+from fedloom.errors import ConfigError, FedloomError, ValidationError
 from fedloom.net import wire
 from fedloom.net.auth import CLAIMED_NAME_KEY, AuthError
 from fedloom.net.chunking import Assembler
+from fedloom.net.diagnose import TlsFiles, diagnose
 from fedloom.net.messages import decode_message as _decode
 from fedloom.net.messages import encode_error, encode_message
 from fedloom.net.proto import fedloom_pb2 as pb
 from fedloom.net.server import PROTOCOL_VERSION, SERVICE
 
-__all__ = ["ClientRuntime", "channel_credentials", "backoff_delay"]
+__all__ = ["ClientRuntime", "ConnectFailed", "NoServer", "channel_credentials", "backoff_delay",
+           "no_credentials_message"]
 
 log = logging.getLogger(__name__)
 
 _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+_FILES_ATTR = "_fedloom_tls_files"  # the PEM files behind credentials made by channel_credentials
+
+
+class ConnectFailed(FedloomError):
+    """The client cannot talk to the server as configured (TLS against plaintext, an untrusted server)."""
+
+    exit_code = 4
+    """Exit status of ``fedloom client``."""
+
+
+class NoServer(ConnectFailed, ConnectionError):
+    """Nothing answered at the server's address for ``connect_timeout_s``."""
+
+    exit_code = 5
+
+
+def no_credentials_message(name: str, folder: str | Path) -> str:
+    """What to say when client ``name`` has no credentials folder (never: connect without TLS)."""
+    return (f"no credentials for client {name!r}: expected the folder {folder} (from the [client] credentials "
+            f"setting or --credentials). Create it on the server's machine with `fedloom certs --out creds --clients "
+            f"{name}` (add {name!r} to the existing names) and copy creds/clients/{name}/ here, or check --name")
 
 
 def channel_credentials(*, ca_cert: str | Path, client_cert: str | Path | None = None,
@@ -56,7 +84,9 @@ def channel_credentials(*, ca_cert: str | Path, client_cert: str | Path | None =
         except FileNotFoundError as exc:
             raise ConfigError(f"credential file {p} does not exist") from exc
 
-    return grpc.ssl_channel_credentials(read(ca_cert), read(client_key), read(client_cert))
+    creds = grpc.ssl_channel_credentials(read(ca_cert), read(client_key), read(client_cert))
+    setattr(creds, _FILES_ATTR, TlsFiles(ca_cert, client_cert or None, client_key or None))  # noqa: B010
+    return creds
 
 
 def backoff_delay(attempt: int, *, initial: float, maximum: float, rng: random.Random) -> float:
@@ -102,6 +132,8 @@ class ClientRuntime:
         backoff_initial_s: First reconnect delay; doubles per failed attempt, with jitter.
         backoff_max_s: Longest reconnect delay.
         give_up_after_s: Stop reconnecting after this long without a connection (0: never).
+        connect_timeout_s: Stop with :class:`NoServer` when nothing has answered at ``server`` for this
+            long (at the start, or since the last connection; 0: never).
         max_message_bytes: Largest task payload accepted.
         chunk_bytes: Data frame size for results.
         server_name_override: TLS name to verify instead of the host in ``server`` (testing, tunnels).
@@ -120,6 +152,7 @@ class ClientRuntime:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         give_up_after_s: float = 0.0,
+        connect_timeout_s: float = 300.0,
         max_message_bytes: int = 2 << 30,
         chunk_bytes: int = 2 << 20,
         server_name_override: str | None = None,
@@ -141,6 +174,9 @@ class ClientRuntime:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.give_up_after_s = give_up_after_s
+        self.connect_timeout_s = connect_timeout_s
+        self.tls_files: TlsFiles | None = getattr(credentials, _FILES_ATTR, None)
+        self._failure: grpc.StatusCode | None = None  # how the last connection ended before a Welcome
         self.max_message_bytes = max_message_bytes
         self.chunk_bytes = chunk_bytes
         self.server_name_override = server_name_override
@@ -156,16 +192,29 @@ class ClientRuntime:
     def run(self) -> str:
         """Serve tasks, reconnecting as needed; returns the server's goodbye reason."""
         attempt = 0
-        last_ok = time.monotonic()
+        last_ok = last_answer = time.monotonic()
         while not self._stop.is_set():
-            try:
-                reason, welcomed = self._session()
-            except AuthError:
-                raise
+            self._failure = None
+            reason, welcomed = self._session()
             if reason is not None:
                 return reason
+            now = time.monotonic()
             if welcomed:
-                attempt, last_ok = 0, time.monotonic()
+                attempt, last_ok, last_answer = 0, now, now
+            elif self._failure in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
+                found = diagnose(self.server, tls=self.credentials is not None, files=self.tls_files,
+                                 server_name=self.server_name_override)
+                if found is not None and found.kind == "certificate_refused":
+                    raise AuthError(grpc.StatusCode.UNAUTHENTICATED, found.message)
+                if found is not None and found.fatal:
+                    raise ConnectFailed(found.message)
+                if found is None:
+                    last_answer = now
+                elif self.connect_timeout_s and now - last_answer > self.connect_timeout_s:
+                    raise NoServer(f"{found.message}: nothing answered for {self.connect_timeout_s:.0f}s "
+                                   "(connect_timeout_s); check the address and that `fedloom server` runs there")
+                else:
+                    log.info("%s; retrying", found.message)
             if self.give_up_after_s and time.monotonic() - last_ok > self.give_up_after_s:
                 raise ConnectionError(f"no connection to {self.server} for {self.give_up_after_s:.0f}s; giving up")
             delay = backoff_delay(attempt, initial=self.backoff_initial_s, maximum=self.backoff_max_s, rng=self.rng)
@@ -219,7 +268,10 @@ class ClientRuntime:
                 code = exc.code() if hasattr(exc, "code") else None
                 if code in _REFUSED:
                     raise AuthError(code, f"server refused this client: {exc.details()}") from None
-                log.warning("connection to %s lost: %s %s", self.server, code, exc.details() if code else exc)
+                if not welcomed:
+                    self._failure = code
+                (log.warning if welcomed else log.info)("connection to %s lost: %s %s", self.server, code,
+                                                        exc.details() if code else exc)
             finally:
                 # Tear down in order before the channel closes: a gRPC stream or thread still alive at
                 # interpreter exit can abort the process ("terminate called without an active exception").

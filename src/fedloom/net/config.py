@@ -63,9 +63,18 @@ class ServerConfig:
     heartbeat_s: float = 5.0
     heartbeat_timeout_s: float = 30.0
     max_clients: int = 512
+    client_auth: str = "auto"  # auto: mTLS when credentials holds client certificates; "mtls"; "token"
+    hello_deadline_s: float = 10.0  # a stream must say Hello within this long
+    max_streams_before_hello: int = 2  # per identity
+    max_connects_per_minute: int = 60  # per identity
+    max_update_ratio: float = 4.0  # fit result parameters, and extras, each up to this x the model's bytes + 1 MiB
+    status_port: int = 0  # the read-only status web page (fedloom.net.status_page); 0: off
+    status_host: str = "127.0.0.1"  # where the status page listens
+    admin_token_hash: str = ""  # default: admin.sha256 of credentials (written by `fedloom certs`)
 
     def validate(self) -> None:
         need = _need
+        need(0 <= self.status_port <= 65535, f"status_port must be in [0, 65535] (0: off), got {self.status_port}")
         need(":" in self.address, f"address must be HOST:PORT, got {self.address!r}")
         need(self.min_clients_start >= 0, "min_clients_start must be >= 0")
         need(self.min_clients_aggregate >= 1, "min_clients_aggregate must be >= 1")
@@ -75,6 +84,12 @@ class ServerConfig:
         need(1 <= self.chunk_kb <= 3072, "chunk_kb must be in [1, 3072] (gRPC messages stay under 4 MB)")
         need(0 < self.heartbeat_s < self.heartbeat_timeout_s, "need 0 < heartbeat_s < heartbeat_timeout_s")
         need(self.max_clients >= 1, "max_clients must be >= 1")
+        need(self.client_auth in ("auto", "mtls", "token"),
+             f"client_auth must be 'auto', 'mtls' or 'token', got {self.client_auth!r}")
+        need(self.hello_deadline_s > 0, "hello_deadline_s must be > 0")
+        need(self.max_streams_before_hello >= 1, "max_streams_before_hello must be >= 1")
+        need(self.max_connects_per_minute >= 1, "max_connects_per_minute must be >= 1")
+        need(self.max_update_ratio > 0, "max_update_ratio must be > 0 (HE ciphertexts need about 40)")
         need(not self.allowed_clients or bool(self.tokens_file or self.credentials or self.require_client_cert),
              ALLOW_LIST_NEEDS_AUTH)
 
@@ -104,6 +119,7 @@ class ClientConfig:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     give_up_after_s: float = 0.0  # 0: keep reconnecting forever
+    connect_timeout_s: float = 300.0  # nothing answers at the address this long: "no fedloom server" (0: never)
     max_message_mb: float = 2048.0
     chunk_kb: int = 2048
     threads: int = 0  # torch threads (0: torch's default)
@@ -120,6 +136,7 @@ class ClientConfig:
             need(index not in taken, f"[client.partitions]: {taken.get(index)!r} and {name!r} both hold partition "
                                      f"{index}; give every client its own")
             taken[index] = name
+        need(self.connect_timeout_s >= 0, "connect_timeout_s must be >= 0 (0: retry forever)")
 
     @property
     def max_message_bytes(self) -> int:
@@ -161,7 +178,7 @@ def _build(kind: type, raw: dict[str, Any], source: str, base: Path) -> Any:
 
 
 _PATH_KEYS = {"credentials", "ca_cert", "server_cert", "server_key", "tokens_file", "checkpoint_dir",
-              "client_cert", "client_key", "token_file", "data"}
+              "client_cert", "client_key", "token_file", "admin_token_hash", "data"}
 
 
 def load_deployment(path: str | Path | None) -> tuple[RunConfig, ServerConfig, ClientConfig]:

@@ -27,10 +27,14 @@ from fedloom.core.parameters import Parameters
 from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
 from fedloom.engine import FederatedLoop, RoundRecord, RunResult, task_seed
 from fedloom.errors import ConfigError, RoundFailedError
-from fedloom.net.auth import Authenticator, load_token_hashes
-from fedloom.net.client import ClientRuntime, channel_credentials
+from fedloom.net.auth import Authenticator, Revocations
+from fedloom.net.certs import ADMIN_HASH_FILE, CRL_NAME, issued_client_certificates
+from fedloom.net.client import ClientRuntime, channel_credentials, no_credentials_message
 from fedloom.net.config import ALLOW_LIST_NEEDS_AUTH, ClientConfig, ServerConfig
 from fedloom.net.server import GrpcPool
+from fedloom.net.status import AdminAuth, StatusBoard, status_service
+from fedloom.net.status_page import StatusPage
+from fedloom.tracking import finish_trackers, open_trackers
 
 if TYPE_CHECKING:
     from fedloom.runs.participation import ParticipationPool
@@ -76,7 +80,12 @@ def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) 
     """The gRPC pool ``scfg`` describes (not started). ``insecure``: plaintext, no TLS."""
     files = _server_files(scfg)
     _check_identity_rules(scfg, files, insecure=insecure)
-    token_hashes = load_token_hashes(files["tokens_file"]) if files["tokens_file"] else None
+    # mTLS by default when `fedloom certs` issued client certificates (client_auth = "auto")
+    mtls = not insecure and (scfg.require_client_cert or scfg.client_auth == "mtls" or (
+        scfg.client_auth == "auto" and bool(scfg.credentials) and issued_client_certificates(scfg.credentials)))
+    if mtls and not scfg.require_client_cert:
+        scfg = dataclasses.replace(scfg, require_client_cert=True)
+        log.info("clients authenticate with mutual TLS (their certificates from %s) and their tokens", scfg.credentials)
     creds = None
     if not insecure:
         if not (files["server_cert"] and files["server_key"]):
@@ -93,8 +102,12 @@ def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) 
     elif scfg.require_client_cert:
         raise ConfigError("require_client_cert needs TLS: drop --insecure")
     allowed = scfg.allowed_clients or None
-    authenticator = Authenticator(token_hashes=token_hashes, require_cert=scfg.require_client_cert and not insecure,
-                                  allowed=allowed)
+    crl = Path(files["ca_cert"]).parent / CRL_NAME if files["ca_cert"] else None
+    revocations = (Revocations(crl, _read(files["ca_cert"], "CA certificate"))
+                   if crl is not None and not insecure and scfg.require_client_cert else None)
+    authenticator = Authenticator(tokens_file=files["tokens_file"] or None,
+                                  require_cert=scfg.require_client_cert and not insecure, allowed=allowed,
+                                  revocations=revocations)
     if authenticator.open and allowed is None:
         log.warning("no authentication configured: any client that can reach %s may join", scfg.address)
     return GrpcPool(
@@ -108,6 +121,10 @@ def build_pool(scfg: ServerConfig, *, min_clients: int, insecure: bool = False) 
         heartbeat_s=scfg.heartbeat_s,
         heartbeat_timeout_s=scfg.heartbeat_timeout_s,
         max_clients=scfg.max_clients,
+        hello_deadline_s=scfg.hello_deadline_s,
+        max_streams_before_hello=scfg.max_streams_before_hello,
+        max_connects_per_minute=scfg.max_connects_per_minute,
+        max_update_ratio=scfg.max_update_ratio,
     )
 
 
@@ -137,10 +154,8 @@ def run_server(
     excludes the wait for clients to connect, recorded as ``wait_s``.
     """
     from fedloom.app.build import assemble_loop, build_simulation
-    from fedloom.app.privacy import privacy_summary
     from fedloom.data.datasets import label_mapping
     from fedloom.runs.participation import ParticipationPool
-    from fedloom.runs.runner import finish_run
     from fedloom.runs.store import RunStore
 
     out = Path(scfg.checkpoint_dir)
@@ -153,8 +168,11 @@ def run_server(
     if cfg.encryption.he:
         _check_server_keys(cfg.encryption.he_keys)
     min_start = scfg.min_clients_start or cfg.federation.clients
-    grpc_pool = build_pool(scfg, min_clients=min_start, insecure=insecure).start()
-    pool = ParticipationPool(grpc_pool)
+    grpc_pool = build_pool(scfg, min_clients=min_start, insecure=insecure)
+    board, page = _status(scfg, grpc_pool, rounds=cfg.federation.rounds, insecure=insecure)  # fedloom status, page
+    trackers = open_trackers(cfg.tracking, cfg.to_dict(), run_name=out.name)  # MLflow/TensorBoard if asked
+    grpc_pool.start()
+    pool = ParticipationPool(grpc_pool)  # who took part in which round, for the run directory
     log.info("serving on port %d; waiting for %d clients", grpc_pool.port, min_start)
     if on_listen is not None:
         on_listen(grpc_pool.port)
@@ -164,9 +182,9 @@ def run_server(
     if labels:
         store.write_labels(labels)
     recorder = _RoundRecorder(store, pool)
-    # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked
+    # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked;
     # the log line first: it follows the checkpoint at once, as people (and tests) watching the log expect
-    loop = assemble_loop(sim, pool, observers=[_LogRound(), recorder, store], checkpoint_path=ckpt,
+    loop = assemble_loop(sim, pool, observers=[_LogRound(), recorder, store, board, *trackers], checkpoint_path=ckpt,
                          round_timeout=scfg.round_deadline_s)
     recorder.loop = loop
     start = time.perf_counter()
@@ -176,6 +194,7 @@ def run_server(
             resumed = loop.resume_state()
             if resumed is not None:
                 log.info("resuming after round %d", resumed[0].round)
+                board.restore(resumed[1])
                 for record in resumed[1]:  # a kill between checkpoint and store left a round out of the store
                     store.on_round_end(record, resumed[0])
             try:
@@ -189,28 +208,44 @@ def run_server(
                 if failures > scfg.max_round_retries:
                     raise
                 log.warning("%s; retrying from the last checkpoint (%d/%d)", exc, failures, scfg.max_round_retries)
+        # the run's outputs first, then the transport: nothing a client does can keep them from being written
+        _write_run(cfg, store, result, extra={**labels}, wall_s=time.perf_counter() - start, trackers=trackers)
+        board.finish("finished")
+        pool.close("training finished")
     except BaseException as exc:
         log.error("server stopping: %s: %s", type(exc).__name__, exc)
         store.mark_failed(exc, cfg.to_dict(), time.perf_counter() - start)
+        board.finish("stopped")
         pool.close("server stopped")
+        finish_trackers(trackers)
         raise
-    # the run's outputs first, then the transport: clients wait for the goodbye meanwhile
+    finally:
+        if page is not None:
+            page.close()
+    return result
+
+
+def _write_run(cfg: RunConfig, store: RunStore, result: RunResult, *, extra: dict, wall_s: float,
+               trackers: list) -> None:
+    """The run directory of a finished deployment: what ``fedloom run`` writes, plus ``history.json``
+    and who took part (each file written atomically: a crash leaves the old file or the new one)."""
     from safetensors.numpy import save_file
 
+    from fedloom.app.privacy import privacy_summary
     from fedloom.core.atomic import atomic_write, atomic_write_text
+    from fedloom.runs.runner import finish_run
 
-    # atomically (temp file, fsync, rename, directory fsync): a crash leaves the old file or the new one
+    out = store.path
     atomic_write_text(out / "history.json", json.dumps([h.as_dict() for h in result.history], indent=1))
-    extra = {**privacy_summary(cfg, result), **labels,
+    extra = {**privacy_summary(cfg, result), **extra,
              "participation": store.read_participation(rounds=len(result.history))}
     if result.parameters.names:
-        finish_run(store, result, cfg.to_dict(), time.perf_counter() - start, extra=extra)
-    else:  # HE: the server never holds a plaintext model
+        finish_run(store, result, cfg.to_dict(), wall_s, extra=extra, trackers=trackers)
+    else:  # HE: the server never holds a plaintext model (an empty model file, no plots of accuracy)
         tensors = {k: v for k, v in result.parameters.items()}
         atomic_write(out / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
-        store.write_summary(result, cfg.to_dict(), time.perf_counter() - start, extra=extra)
-    pool.close("training finished")
-    return result
+        store.write_summary(result, cfg.to_dict(), wall_s, extra=extra)
+        finish_trackers(trackers, result, out / "model.safetensors")
 
 
 class _RoundRecorder:
@@ -224,6 +259,29 @@ class _RoundRecorder:
         if self.loop is not None:
             record.metrics["wait_s"] = self.loop.last_wait_s
         self.store.write_participation([p for p in self.pool.take() if p.round <= record.round])
+
+
+def _status(scfg: ServerConfig, pool: GrpcPool, *, rounds: int,
+            insecure: bool) -> tuple[StatusBoard, StatusPage | None]:
+    """The live status of the run: the admin ``Status`` RPC on the pool's port, and the web page if
+    ``status_port`` is set (behind the admin token of ``fedloom certs``)."""
+    hash_file = scfg.admin_token_hash
+    if not hash_file and scfg.credentials and (Path(scfg.credentials) / ADMIN_HASH_FILE).exists():
+        hash_file = str(Path(scfg.credentials) / ADMIN_HASH_FILE)
+    auth = AdminAuth.from_file(hash_file)
+    board = StatusBoard(rounds=rounds, clients=pool.snapshot, min_clients=pool.min_clients)
+    # under --insecure the admin token would cross the network in plaintext: the RPC refuses every request
+    pool.add_service(status_service(board, AdminAuth(None, plaintext=True) if insecure else auth))
+    if not scfg.status_port:
+        return board, None
+    if auth.token_hash is None:
+        raise ConfigError("status_port needs an admin token: run `fedloom certs` (it writes admin.sha256) and set "
+                          "[server] credentials to its folder, or admin_token_hash")
+    files = _server_files(scfg)
+    tls = not insecure and bool(files["server_cert"])
+    page = StatusPage(board, auth, host=scfg.status_host, port=scfg.status_port,
+                      certfile=files["server_cert"] if tls else None, keyfile=files["server_key"] if tls else None)
+    return board, page.start()
 
 
 def _check_server_keys(key_dir: str) -> None:
@@ -371,6 +429,8 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
     """Connect the configured client to ``server`` and serve until the server says goodbye."""
     name = name or ccfg.name
     cred_dir = ccfg.credentials.replace("{name}", name) if ccfg.credentials else ""
+    if cred_dir and not insecure and not Path(cred_dir).is_dir():
+        raise ConfigError(no_credentials_message(name, cred_dir))
     def pick(value: str, default: str) -> str:
         if value:
             return value
@@ -396,14 +456,16 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
     creds = None
     if not insecure:
         if not ca:
-            raise ConfigError("TLS needs the CA certificate (ca_cert or credentials); pass --insecure for plaintext")
+            raise ConfigError("TLS needs the CA certificate: set [client] credentials (or --credentials) to the "
+                              "folder `fedloom certs` wrote for this client (creds/clients/NAME), or ca_cert")
         creds = channel_credentials(ca_cert=ca, client_cert=cert or None, client_key=key or None)
     client = build_client(cfg, ccfg, name)
     runtime = ClientRuntime(
         client, server=server, credentials=creds, token=token, name=name,
         heartbeat_s=ccfg.heartbeat_s, server_timeout_s=ccfg.server_timeout_s,
         backoff_initial_s=ccfg.backoff_initial_s, backoff_max_s=ccfg.backoff_max_s,
-        give_up_after_s=ccfg.give_up_after_s, max_message_bytes=ccfg.max_message_bytes,
+        give_up_after_s=ccfg.give_up_after_s, connect_timeout_s=ccfg.connect_timeout_s,
+        max_message_bytes=ccfg.max_message_bytes,
         chunk_bytes=ccfg.chunk_kb * 1024,
     )
     if isinstance(client, ModelCheck):

@@ -11,6 +11,14 @@ heartbeats or misses the deadline fails its task for that round; a result arrivi
 deadline is discarded (its task id is no longer pending); a result whose header declares more bytes
 than allowed, or arrays whose names/shapes/dtypes differ from the global model, is rejected before
 its payload is read, and the reason is logged.
+
+One client cannot block the others: a stream must say Hello within ``hello_deadline_s``, one
+identity may hold only ``max_streams_before_hello`` streams that have not said Hello and make only
+``max_connects_per_minute`` attempts (see :mod:`fedloom.net.admission`), and the server accepts
+enough concurrent streams for every client plus those. Each result kind has its own size limit,
+derived from the model it answers (see :func:`check_result_size`). Bytes that are not a valid
+message never reach grpcio as an exception: the stream is closed with ``INVALID_ARGUMENT``, and
+:meth:`GrpcPool.close` bounds every wait.
 """
 
 from __future__ import annotations
@@ -33,18 +41,23 @@ from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes
 from fedloom.errors import ConfigError, RoundFailedError, ValidationError
 from fedloom.net import wire
+from fedloom.net.admission import Admission, OncePer
 from fedloom.net.auth import Authenticator, AuthError
-from fedloom.net.chunking import Assembler, MessageTooLarge
+from fedloom.net.chunking import Assembler, MessageTooLarge, group_sizes
 from fedloom.net.messages import RemoteError, decode_message, encode_message
 from fedloom.net.proto import fedloom_pb2 as pb
 
-__all__ = ["GrpcPool", "PROTOCOL_VERSION", "check_header_spec", "natural_key"]
+__all__ = ["GrpcPool", "PROTOCOL_VERSION", "check_header_spec", "check_result_size", "natural_key"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 SERVICE = "fedloom.net.Fedloom"  # the service of fedloom.proto; messages go through fedloom.net.wire
 _CLOSE = object()  # sentinel in a session's outbound queue
+SMALL_HEADER_BYTES = 64 * 1024
+"""Largest header of an evaluation result or an error report (they carry no arrays)."""
+RESULT_SLACK_BYTES = 1 << 20
+"""Fixed allowance on top of the model-derived limits of a fit result (small models, codecs' scales)."""
 
 
 def natural_key(cid: str) -> tuple[int, int, str]:
@@ -70,11 +83,40 @@ def check_header_spec(header: pb.Header, expected: ParamSpec) -> None:
             raise ValidationError(f"{meta.name!r}: dtype {meta.dtype} != expected {spec.dtype}")
 
 
+def check_result_size(header: pb.Header, *, model_bytes: int, ratio: float) -> None:
+    """Refuse a result larger than its kind may be, before its payload is read.
+
+    An evaluation result and an error report carry no arrays and a header of at most
+    :data:`SMALL_HEADER_BYTES`. A fit result's parameters, and separately its extras (SCAFFOLD's
+    control variate, SecAgg+ payloads, HE ciphertexts), may each be at most ``ratio`` times
+    ``model_bytes`` (the global model the task carried) plus :data:`RESULT_SLACK_BYTES`.
+
+    Raises:
+        MessageTooLarge: the header declares more than its kind allows.
+    """
+    kind = pb.Kind.Name(header.kind) if header.kind in pb.Kind.values() else str(header.kind)
+    if header.kind in (pb.EVALUATE_RES, pb.ERROR):
+        if header.payload_size or any(g.arrays for g in header.groups):
+            raise MessageTooLarge(f"a {kind} carries no arrays, but this one declares {header.payload_size} bytes")
+        if header.ByteSize() > SMALL_HEADER_BYTES:
+            raise MessageTooLarge(f"a {kind} header of {header.ByteSize()} bytes, more than the "
+                                  f"{SMALL_HEADER_BYTES} allowed")
+        return
+    sizes = group_sizes(header)
+    cap = int(ratio * model_bytes) + RESULT_SLACK_BYTES
+    params, extras = sizes.get("", 0), sum(n for k, n in sizes.items() if k)
+    for what, n in (("parameters", params), ("extras", extras)):
+        if n > cap:
+            raise MessageTooLarge(f"{kind} {what} of {n} bytes, more than the {cap} allowed ({ratio:g} x the model's "
+                                  f"{model_bytes} bytes + {RESULT_SLACK_BYTES}; [server] max_update_ratio)")
+
+
 @dataclass
 class _Pending:
     task_id: str
     kind: int  # pb.FIT_INS or pb.EVALUATE_INS
     expected: ParamSpec | None
+    model_bytes: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     failure: str | None = None
@@ -89,14 +131,16 @@ class _Pending:
 class _Session:
     """One connected client: its outbound queue, pending tasks and inbound reassembly."""
 
-    def __init__(self, cid: ClientId, pool: GrpcPool) -> None:
+    def __init__(self, cid: ClientId, pool: GrpcPool, serial: int | None = None) -> None:
         self.cid = cid
+        self.serial = serial  # of the client certificate, when it presented one
         self.pool = pool
         self.id = uuid.uuid4().hex[:8]
         self.out: queue.Queue[Any] = queue.Queue()
         self.pending: dict[str, _Pending] = {}
         self.lock = threading.Lock()
         self.last_seen = time.monotonic()
+        self.connected_at = self.last_seen
         self.closed = threading.Event()
         self.finished = threading.Event()  # the response stream has ended
         self.close_status: tuple[grpc.StatusCode, str] | None = None
@@ -104,7 +148,7 @@ class _Session:
 
     # -- outbound ----------------------------------------------------------------------
     def submit(self, kind: int, ins: FitIns | EvaluateIns, expected: ParamSpec | None) -> _Pending:
-        pending = _Pending(uuid.uuid4().hex, kind, expected)
+        pending = _Pending(uuid.uuid4().hex, kind, expected, ins.parameters.nbytes)
         with self.lock:
             if self.closed.is_set():
                 pending.fail("disconnected before the task was sent")
@@ -139,6 +183,7 @@ class _Session:
         want = pb.FIT_RES if pending.kind == pb.FIT_INS else pb.EVALUATE_RES
         if header.kind not in (want, pb.ERROR):
             raise ValidationError(f"expected a {pb.Kind.Name(want)}, got {pb.Kind.Name(header.kind)}")
+        check_result_size(header, model_bytes=pending.model_bytes, ratio=self.pool.max_update_ratio)
         if header.kind == pb.FIT_RES and pending.expected is not None:
             check_header_spec(header, pending.expected)
 
@@ -197,18 +242,36 @@ class _Servicer:
     def Connect(self, request_iterator: Iterator[pb.ClientMessage], context: grpc.ServicerContext):  # noqa: N802, ANN201
         pool = self.pool
         try:
-            cid = pool.authenticator.identify_context(context)
+            cid, serial = pool.authenticator.identify_call(context)
         except AuthError as exc:
-            log.warning("refused a connection from %s: %s", context.peer(), exc)
+            pool._log_once(_peer_host(context.peer()), "refused a connection from %s: %s", context.peer(), exc)
             context.abort(exc.code, str(exc))
+        admitted, why = pool._admission.enter(cid)
+        if not admitted:
+            pool._log_once(f"admission {cid}", "refused a stream of client %s: %s", cid, why)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, why)
         try:
-            first = next(request_iterator)
-        except (StopIteration, grpc.RpcError):
+            first = self._first_message(request_iterator, cid)
+        finally:
+            pool._admission.leave(cid)
+        if first is _NO_HELLO:
+            pool._log_once(f"hello {cid}", "client %s: no Hello within %.0fs, closing its stream", cid,
+                           pool.hello_deadline_s)
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                          f"no Hello within {pool.hello_deadline_s:g}s (hello_deadline_s); closing the stream")
+        if first is None:
             return
+        if isinstance(first, wire.Invalid):
+            pool._log_once(f"invalid {cid}", "client %s: first message is not valid protobuf: %s", cid, first.error)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"the first message is not a valid ClientMessage ({first.error}); expected a Hello")
         if first.WhichOneof("msg") != "hello" or first.hello.protocol_version != PROTOCOL_VERSION:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"expected hello with protocol version {PROTOCOL_VERSION}")
-        session = _Session(cid, pool)
+        if pool._full(cid):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"the server is full: {pool.max_clients} clients connected ([server] max_clients)")
+        session = _Session(cid, pool, serial)
         pool._register(session)
         context.add_callback(lambda: session.close("disconnected"))
         reader = threading.Thread(target=self._read, args=(session, request_iterator), daemon=True,
@@ -222,6 +285,25 @@ class _Servicer:
         if session.close_status is not None:
             context.abort(*session.close_status)
 
+    def _first_message(self, request_iterator: Iterator[Any], cid: ClientId) -> Any:
+        """The stream's first message; ``None`` if it ended first, ``_NO_HELLO`` past the Hello deadline."""
+        box: list[Any] = []
+        arrived = threading.Event()
+
+        def read() -> None:
+            try:
+                box.append(next(request_iterator))
+            except (StopIteration, grpc.RpcError):
+                pass
+            except Exception as exc:  # never into grpcio
+                box.append(wire.Invalid(f"{type(exc).__name__}: {exc}"))
+            arrived.set()
+
+        threading.Thread(target=read, daemon=True, name=f"fedloom-hello-{cid}").start()
+        if not arrived.wait(self.pool.hello_deadline_s):
+            return _NO_HELLO
+        return box[0] if box else None
+
     def _send(self, session: _Session) -> Iterator[pb.ServerMessage]:
         pool, cid = self.pool, session.cid
         while True:
@@ -231,6 +313,12 @@ class _Servicer:
                 if time.monotonic() - session.last_seen > pool.heartbeat_timeout_s:
                     log.warning("client %s: no heartbeat for %.0fs, dropping it", cid, pool.heartbeat_timeout_s)
                     session.close("stopped sending heartbeats")
+                    break
+                if not pool.authenticator.still_valid(cid, session.serial):
+                    log.warning("client %s: its credentials were revoked, dropping it", cid)
+                    session.close("was revoked", (grpc.StatusCode.PERMISSION_DENIED,
+                                                  f"the credentials of client {cid!r} were revoked (fedloom certs "
+                                                  "revoke); ask the server's operator for new credentials"))
                     break
                 yield pb.ServerMessage(heartbeat=pb.Heartbeat(time=time.time()))
                 continue
@@ -242,6 +330,11 @@ class _Servicer:
         try:
             for msg in request_iterator:
                 session.last_seen = time.monotonic()
+                if isinstance(msg, wire.Invalid):
+                    log.warning("client %s: sent a message that is not valid protobuf: %s", session.cid, msg.error)
+                    session.close("sent an invalid message", (grpc.StatusCode.INVALID_ARGUMENT,
+                                                              f"not a valid ClientMessage: {msg.error}"))
+                    break
                 which = msg.WhichOneof("msg")
                 if which == "frame":
                     session.on_frame(msg.frame)
@@ -252,6 +345,14 @@ class _Servicer:
         except Exception as exc:  # never let one client's bytes take the server down
             log.warning("client %s: stream error: %s", session.cid, exc)
         session.close("disconnected")
+
+
+_NO_HELLO = object()
+
+
+def _peer_host(peer: str) -> str:
+    """``ipv4:1.2.3.4:5678`` -> ``ipv4:1.2.3.4`` (a peer's reconnects come from new ports)."""
+    return peer.rsplit(":", 1)[0] if peer.count(":") >= 2 else peer
 
 
 class GrpcPool:
@@ -268,7 +369,13 @@ class GrpcPool:
         chunk_bytes: Data frame size for outbound tasks.
         heartbeat_s: Heartbeat interval the server sends and expects.
         heartbeat_timeout_s: A client silent this long is dropped.
-        max_clients: Concurrent connections served.
+        max_clients: Clients connected at once (their streams, plus the streams waiting for Hello,
+            are served concurrently).
+        hello_deadline_s: A stream that sends no Hello within this long is closed.
+        max_streams_before_hello: Streams one identity may hold open before their Hello.
+        max_connects_per_minute: Connection attempts one identity may make per minute.
+        max_update_ratio: A fit result's parameters, and separately its extras, may be this many times
+            the model's bytes (plus 1 MiB); see :func:`check_result_size`.
     """
 
     def __init__(
@@ -284,6 +391,10 @@ class GrpcPool:
         heartbeat_s: float = 5.0,
         heartbeat_timeout_s: float = 30.0,
         max_clients: int = 512,
+        hello_deadline_s: float = 10.0,
+        max_streams_before_hello: int = 2,
+        max_connects_per_minute: int = 60,
+        max_update_ratio: float = 4.0,
     ) -> None:
         if server_credentials is None and (authenticator.use_tokens or authenticator.require_cert):
             raise ConfigError("a plaintext server (no TLS) cannot authenticate clients: tokens would travel in "
@@ -295,12 +406,20 @@ class GrpcPool:
         self.chunk_bytes = chunk_bytes
         self.heartbeat_s = heartbeat_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.max_clients = max_clients
+        self.hello_deadline_s = hello_deadline_s
+        self.max_update_ratio = max_update_ratio
+        self._admission = Admission(max_before_hello=max_streams_before_hello, per_minute=max_connects_per_minute)
+        self._once = OncePer(60.0)
         self._sessions: dict[ClientId, _Session] = {}
         self._cond = threading.Condition()
         frame_limit = chunk_bytes + (1 << 20)  # one frame: a chunk plus a header's worth
+        # every client's stream, plus each identity's streams waiting for Hello, plus a few being refused:
+        # streams before Hello cannot crowd out the clients (workers start on demand)
+        streams = max_clients * (1 + max_streams_before_hello) + 16
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=2 * max_clients + 4, thread_name_prefix="fedloom-grpc"),
-            maximum_concurrent_rpcs=max_clients,
+            futures.ThreadPoolExecutor(max_workers=streams + 4, thread_name_prefix="fedloom-grpc"),
+            maximum_concurrent_rpcs=streams,
             options=[
                 ("grpc.max_receive_message_length", frame_limit),
                 ("grpc.max_send_message_length", frame_limit),
@@ -312,7 +431,7 @@ class GrpcPool:
         )
         handler = grpc.stream_stream_rpc_method_handler(
             _Servicer(self).Connect,
-            request_deserializer=wire.parser(pb.ClientMessage),
+            request_deserializer=wire.safe_parser(pb.ClientMessage),
             response_serializer=wire.serialize,
         )
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Connect": handler}),))
@@ -329,19 +448,31 @@ class GrpcPool:
         self._started = True
         return self
 
-    def close(self, reason: str = "training finished") -> None:
-        """Tell every client ``reason`` (they exit) and stop serving."""
+    def close(self, reason: str = "training finished", *, timeout_s: float = 10.0) -> None:
+        """Tell every client ``reason`` (they exit) and stop serving, within about ``timeout_s`` seconds."""
         with self._cond:
             sessions = list(self._sessions.values())
         for s in sessions:
             s.out.put([pb.ServerMessage(bye=pb.Bye(reason=reason))])
             s.out.put(_CLOSE)
         if self._started:
-            deadline = time.monotonic() + 5.0
+            deadline = time.monotonic() + timeout_s / 2
             for s in sessions:  # let the goodbyes reach the clients
                 s.finished.wait(max(0.0, deadline - time.monotonic()))
-            self._server.stop(grace=2.0).wait()
+            grace = min(2.0, timeout_s / 4)
+            if not self._server.stop(grace=grace).wait(timeout=max(0.1, timeout_s / 2 - grace) + grace):
+                log.warning("the gRPC server did not stop within %.0fs; leaving its threads behind", timeout_s)
             self._started = False
+
+    def _log_once(self, key: str, message: str, *args: Any) -> None:
+        """Log a warning once per ``key`` and minute (with the count of the ones left out)."""
+        first, suppressed = self._once.first(key)
+        if first:
+            log.warning(message + (f" ({suppressed} more like it in the last minute)" if suppressed else ""), *args)
+
+    def _full(self, cid: ClientId) -> bool:
+        with self._cond:
+            return cid not in self._sessions and len(self._sessions) >= self.max_clients
 
     # -- sessions ----------------------------------------------------------------------
     def _register(self, session: _Session) -> None:
@@ -422,4 +553,25 @@ class GrpcPool:
                 out.stats.bytes_up += pending.bytes_up
         return out
 
+    # -- read-only status (fedloom.net.status) ------------------------------------------
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The connected clients, sorted naturally: ``name``, ``last_heartbeat_s`` (seconds since the
+        client last sent anything), ``connected_s`` and ``stage`` (``idle``, ``training`` or
+        ``evaluating``: the kind of task it has pending). Reads only; changes nothing."""
+        now = time.monotonic()
+        with self._cond:
+            sessions = sorted(self._sessions.values(), key=lambda s: natural_key(s.cid))
+        out = []
+        for s in sessions:
+            with s.lock:
+                kinds = {p.kind for p in s.pending.values()}
+            stage = "training" if pb.FIT_INS in kinds else "evaluating" if pb.EVALUATE_INS in kinds else "idle"
+            out.append({"name": s.cid, "last_heartbeat_s": max(0.0, now - s.last_seen),
+                        "connected_s": max(0.0, now - s.connected_at), "stage": stage})
+        return out
 
+    def add_service(self, *handlers: grpc.GenericRpcHandler) -> None:
+        """Serve more gRPC services on this server's port (e.g. the admin status service); before :meth:`start`."""
+        if self._started:
+            raise RuntimeError("add services before start()")
+        self._server.add_generic_rpc_handlers(handlers)

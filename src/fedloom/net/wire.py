@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DataFrame", "DataMessage", "data_message", "envelope", "serialize", "parser"]
+__all__ = ["DataFrame", "DataMessage", "Invalid", "data_message", "envelope", "serialize", "parser", "safe_parser"]
 
 _FRAME_TAG = 0x1A  # field 3 (frame), wire type 2, in both ClientMessage and ServerMessage
 _DATA_TAG = 0x12  # field 2 (data), wire type 2, in Frame
@@ -107,6 +107,36 @@ def parser(cls: Any) -> Callable[[bytes], Any]:
         return cls.FromString(raw)
 
     return parse
+
+
+class Invalid:
+    """What :func:`safe_parser` returns for bytes that are not a valid message (duck-types an empty one)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def WhichOneof(self, _group: str) -> None:  # noqa: N802
+        return None
+
+
+def safe_parser(cls: Any) -> Callable[[bytes], Any]:
+    """:func:`parser` that never raises: invalid bytes become an :class:`Invalid` the handler answers itself.
+
+    A deserializer that raises inside grpcio makes grpcio abort the call on its own, and a server
+    with such a call could not shut down (``server.stop(grace).wait()`` never returned); the
+    servicer closes the stream with ``INVALID_ARGUMENT`` instead.
+    """
+    parse = parser(cls)
+
+    def parse_or_invalid(raw: bytes) -> Any:
+        try:
+            return parse(raw)
+        except Exception as exc:  # protobuf's DecodeError, or anything a hostile byte string provokes
+            return Invalid(f"{type(exc).__name__}: {exc}"[:200])
+
+    return parse_or_invalid
 
 
 def envelope(cls: Any, frame: Any) -> Any:

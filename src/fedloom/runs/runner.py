@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from fedloom.runs.plot_worker import PlotWorker
 from fedloom.runs.plots import write_html_report
 from fedloom.runs.progress import ProgressBar
 from fedloom.runs.store import RunStore, new_run_dir
+from fedloom.tracking import finish_trackers, open_trackers
 
 __all__ = ["execute_run", "finish_run", "prepare_out_dir", "RUN_FILES"]
 
@@ -52,12 +54,15 @@ def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def finish_run(store: RunStore, result: RunResult, config: dict[str, Any], wall_s: float, *,
-               extra: dict[str, Any] | None = None, plotter: PlotWorker | None = None) -> dict[str, Any]:
-    """Write a completed run's summary.json, model, plots and report.html; returns the summary."""
+               extra: dict[str, Any] | None = None, plotter: PlotWorker | None = None,
+               trackers: Sequence[Any] = ()) -> dict[str, Any]:
+    """Write a completed run's summary.json, model, plots and report.html (and hand the model to the
+    experiment trackers); returns the summary."""
     summary = store.write_summary(result, config, wall_s, extra=extra)
     plotter = plotter or PlotWorker(store.path)
     plotter.send(summary["history"])  # the worker draws while the model is written
     store.write_model(result.parameters)
+    finish_trackers(list(trackers), result, store.path / "model.safetensors")
     plots = plotter.finish()
     write_html_report(summary, plots, store.path)
     return summary
@@ -90,13 +95,15 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
 
         initial = load_checkpoint(store.checkpoint_path)[0].round
     bar = ProgressBar(cfg.federation.rounds, initial=initial, enabled=cfg.run.progress)
+    trackers = open_trackers(cfg.tracking, cfg.to_dict(), run_name=out.name)  # MLflow/TensorBoard if asked
     plotter = PlotWorker(out)  # imports matplotlib in another process while this one trains
     try:
         result = run_simulation(
-            cfg, observers=[store, bar], checkpoint_path=store.checkpoint_path, resume=cfg.run.resume
+            cfg, observers=[store, bar, *trackers], checkpoint_path=store.checkpoint_path, resume=cfg.run.resume
         )
     except BaseException as exc:
         plotter.cancel()
+        finish_trackers(trackers)
         if created and not store.checkpoint_path.exists():  # nothing done: leave no half-written directory
             shutil.rmtree(out, ignore_errors=True)
         else:
@@ -108,7 +115,8 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
     extra = privacy_summary(cfg, result)
     if labels:
         extra = {**extra, **labels}
-    summary = finish_run(store, result, cfg.to_dict(), wall, extra=extra, plotter=plotter)
+    summary = finish_run(store, result, cfg.to_dict(), wall, extra=extra, plotter=plotter,
+                         trackers=trackers)
     return summary, out
 
 

@@ -134,3 +134,65 @@ class ServerMessage(_message.Message):
     frame: Frame
     bye: Bye
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ..., bye: _Optional[_Union[Bye, _Mapping]] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClientStatus(_message.Message):
+    __slots__ = ("name", "last_heartbeat_s", "stage", "connected_s")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_S_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_S_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    last_heartbeat_s: float
+    stage: str
+    connected_s: float
+    def __init__(self, name: _Optional[str] = ..., last_heartbeat_s: _Optional[float] = ..., stage: _Optional[str] = ..., connected_s: _Optional[float] = ...) -> None: ...
+
+class RoundMetrics(_message.Message):
+    __slots__ = ("round", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, round: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class StatusReply(_message.Message):
+    __slots__ = ("round", "rounds", "completed_rounds", "stage", "clients", "metrics", "epsilon", "history", "uptime_s", "min_clients")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_S_FIELD_NUMBER: _ClassVar[int]
+    MIN_CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    rounds: int
+    completed_rounds: int
+    stage: str
+    clients: _containers.RepeatedCompositeFieldContainer[ClientStatus]
+    metrics: _containers.ScalarMap[str, float]
+    epsilon: float
+    history: _containers.RepeatedCompositeFieldContainer[RoundMetrics]
+    uptime_s: float
+    min_clients: int
+    def __init__(self, round: _Optional[int] = ..., rounds: _Optional[int] = ..., completed_rounds: _Optional[int] = ..., stage: _Optional[str] = ..., clients: _Optional[_Iterable[_Union[ClientStatus, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., epsilon: _Optional[float] = ..., history: _Optional[_Iterable[_Union[RoundMetrics, _Mapping]]] = ..., uptime_s: _Optional[float] = ..., min_clients: _Optional[int] = ...) -> None: ...

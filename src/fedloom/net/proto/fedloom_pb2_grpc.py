@@ -95,3 +95,81 @@ class Fedloom:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class FedloomAdminStub:
+    """Read-only live status for the operator (`fedloom status`): authenticated with the admin token
+    that `fedloom certs` issues (authorization: Bearer <token>), never with a client's token.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Status = channel.unary_unary(
+                '/fedloom.net.FedloomAdmin/Status',
+                request_serializer=fedloom_dot_net_dot_proto_dot_fedloom__pb2.StatusRequest.SerializeToString,
+                response_deserializer=fedloom_dot_net_dot_proto_dot_fedloom__pb2.StatusReply.FromString,
+                _registered_method=True)
+
+
+class FedloomAdminServicer:
+    """Read-only live status for the operator (`fedloom status`): authenticated with the admin token
+    that `fedloom certs` issues (authorization: Bearer <token>), never with a client's token.
+    """
+
+    def Status(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_FedloomAdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Status': grpc.unary_unary_rpc_method_handler(
+                    servicer.Status,
+                    request_deserializer=fedloom_dot_net_dot_proto_dot_fedloom__pb2.StatusRequest.FromString,
+                    response_serializer=fedloom_dot_net_dot_proto_dot_fedloom__pb2.StatusReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'fedloom.net.FedloomAdmin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('fedloom.net.FedloomAdmin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class FedloomAdmin:
+    """Read-only live status for the operator (`fedloom status`): authenticated with the admin token
+    that `fedloom certs` issues (authorization: Bearer <token>), never with a client's token.
+    """
+
+    @staticmethod
+    def Status(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedloom.net.FedloomAdmin/Status',
+            fedloom_dot_net_dot_proto_dot_fedloom__pb2.StatusRequest.SerializeToString,
+            fedloom_dot_net_dot_proto_dot_fedloom__pb2.StatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
