@@ -46,6 +46,8 @@ def test_readme_python_example_runs():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "'fit_clients': 5.0" in proc.stdout  # fraction_fit=0.5 of 10 clients
+    assert re.search(r"final accuracy: 0\.[5-9]\d\d", proc.stdout), proc.stdout  # central evaluation
+    assert "rounds: 100%" in proc.stderr and "20/20" in proc.stderr  # simulate(..., progress=True)
 
 
 @pytest.mark.slow

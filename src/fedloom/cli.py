@@ -63,8 +63,24 @@ def _config_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fedloom")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        logging.getLogger().setLevel(logging.INFO)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log more detail (warnings from clients, ...).")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail (warnings from clients, ...); also accepted "
+              "after the command (fedloom run -v).")
+@click.version_option(version=_version(), prog_name="fedloom", message="%(prog)s %(version)s")
 def cli(verbose: bool) -> None:
     """fedloom: federated learning for PyTorch.
 
@@ -90,7 +106,7 @@ def run_cmd(config_path: str | None, **overrides: Any) -> None:
     from fedloom.runs import summary_table
     from fedloom.runs.runner import execute_run
 
-    cfg = _run_config(config_path, overrides)
+    cfg = _load_run_config(config_path, overrides)
     _robustness_notice(cfg)
     summary, out = execute_run(cfg)
     summary_table(summary)
@@ -104,22 +120,20 @@ def run_cmd(config_path: str | None, **overrides: Any) -> None:
     click.echo(f"run directory: {out}")
 
 
-def _run_config(config_path: str | None, overrides: dict[str, Any]) -> Any:
-    """The run's config: a deployment TOML's [server]/[client] tables are ignored, so one file serves
-    `fedloom run`, `fedloom server` and `fedloom client`; the file's folder is importable (module:factory)."""
-    if config_path is None:
-        return load_config(None, overrides)
+def _load_run_config(config_path: str | None, overrides: dict[str, Any]) -> Any:
+    """The config of ``fedloom run``/``data``: a deployment TOML simulates its experiment, ignoring its
+    [server] and [client] tables (with one line saying so); the file's folder is importable (module:factory)."""
     from fedloom.app.config import read_toml
     from fedloom.core.registry import add_import_root
 
-    add_import_root(Path(config_path).resolve().parent)
-    if not {"server", "client"} & set(read_toml(config_path)):
-        return load_config(config_path, overrides)
-    from fedloom.net.config import load_deployment
-
-    cfg = load_deployment(config_path)[0].replace(**{k: v for k, v in overrides.items() if v is not None})
-    cfg.validate()
-    return cfg
+    if config_path is not None:  # module:factory names may live beside the config file
+        add_import_root(Path(config_path).resolve().parent)
+    raw = read_toml(config_path) if config_path is not None else {}
+    ignored = tuple(name for name in ("server", "client") if isinstance(raw.get(name), dict))
+    if ignored:
+        click.echo(f"{config_path}: simulating the experiment; ignoring the deployment-only "
+                   f"{' and '.join(f'[{t}]' for t in ignored)} table{'s' if len(ignored) > 1 else ''}", err=True)
+    return load_config(config_path, overrides, ignore_tables=ignored)
 
 
 def _robustness_notice(cfg: Any) -> None:
@@ -176,6 +190,9 @@ def report_cmd(run_dir: str) -> None:
     report = write_html_report(summary, plots, path)
     summary_table(summary)
     click.echo(f"report: {report}")
+    if summary.get("status") == "failed":
+        click.echo(f"this run FAILED after {len(summary['history'])} round(s): {summary.get('error', '')} "
+                   "(continue it with --resume)", err=True)
 
 
 @cli.command("data")
@@ -189,13 +206,19 @@ def data_cmd(config_path: str | None, **overrides: Any) -> None:
     from fedloom.app.build import build_simulation
     from fedloom.data import label_histogram
 
-    cfg = load_config(config_path, overrides)
+    cfg = _load_run_config(config_path, overrides)
     sim = build_simulation(cfg)
     ds = sim.dataset
     table = Table(title=f"{cfg.data.dataset}: {cfg.data.partition} over {cfg.federation.clients} clients")
     table.add_column("client")
     table.add_column("train", justify="right")
     table.add_column("test", justify="right")
+    from fedloom.data.datasets import label_mapping
+
+    mapping = label_mapping(ds)
+    groups = mapping.get("groups", {}) if cfg.data.partition == "column" else {}
+    if groups:
+        table.add_column(cfg.data.group_column or "group")
     if ds.task == "classification":
         hist = label_histogram(ds.y_train, [s.train for s in sim.splits], ds.num_classes)
         for c in range(ds.num_classes):
@@ -203,10 +226,14 @@ def data_cmd(config_path: str | None, **overrides: Any) -> None:
     shown = sim.splits[:50]
     for i, split in enumerate(shown):
         row = [str(i), str(len(split.train)), str(len(split.test))]
+        if groups:
+            row.append(groups.get(str(i), ""))
         if ds.task == "classification":
             row += [str(v) for v in hist[i]]
         table.add_row(*row)
     Console().print(table)
+    if "labels" in mapping and ds.label_names != [str(c) for c in range(ds.num_classes)]:
+        click.echo("labels: " + ", ".join(f"y={i} {name}" for i, name in mapping["labels"].items()))
     if len(sim.splits) > len(shown):
         click.echo(f"... {len(sim.splits) - len(shown)} more clients")
 
@@ -271,7 +298,7 @@ def server_cmd(config_path: str, resume: bool, insecure: bool, address: str | No
     final = result.final
     if "accuracy" in final:
         click.echo(f"final accuracy: {final['accuracy']:.4f}")
-    click.echo(f"rounds: {len(result.history)}; checkpoint and model in {scfg.checkpoint_dir}")
+    click.echo(f"rounds: {len(result.history)}; run directory (fedloom report): {scfg.checkpoint_dir}")
 
 
 @cli.command("client")
@@ -281,17 +308,26 @@ def server_cmd(config_path: str, resume: bool, insecure: bool, address: str | No
 @click.option("--name", default="", help="This client's name (default: [client] name or its certificate).")
 @click.option("--credentials", default=None, help="Directory from `fedloom certs` (clients/<name>).")
 @click.option("--insecure", is_flag=True, help="Connect without TLS (prints a warning).")
+@click.option("--data", "data", default=None,
+              help="This site's own .csv/.npz file (default: [client] data; without either, the partition "
+                   "[client.partitions] gives this name, of the config's dataset).")
+@click.option("--target-column", default=None, help="Label column of --data (default: the config's target_column).")
 @click.option("--connect-timeout", "connect_timeout", type=float, default=None,
               help="Seconds to keep retrying while nothing answers at --server, then exit 5 "
                    "[default: [client] connect_timeout_s, 300; 0: forever].")
 def client_cmd(server: str, config_path: str, name: str, credentials: str | None, insecure: bool,
-               connect_timeout: float | None) -> None:
+               data: str | None, target_column: str | None, connect_timeout: float | None) -> None:
     """Connect a client to a fedloom server and train when asked, until the run ends.
 
     \b
+    fedloom client --server fl.example.org:8443 --config deploy.toml --name hospital-a \\
+                   --data hospital-a.csv --target-column diagnosis
+
+    \b
     Exit status: 0 the run ended; 2 configuration or credentials files (the message says what to
-    create); 3 the server refused this client (certificate, token, revoked); 4 TLS and plaintext
-    do not match, or the server's certificate is not trusted; 5 no fedloom server at --server.
+    create), or this site's data does not fit the server's model; 3 the server refused this client
+    (certificate, token, revoked); 4 TLS and plaintext do not match, or the server's certificate is
+    not trusted; 5 no fedloom server at --server.
     """
     from fedloom.net.auth import AuthError
     from fedloom.net.client import ConnectFailed
@@ -303,6 +339,10 @@ def client_cmd(server: str, config_path: str, name: str, credentials: str | None
     cfg, _, ccfg = load_deployment(config_path)
     if credentials is not None:
         ccfg.credentials = credentials
+    if data is not None:
+        ccfg.data = data
+    if target_column is not None:
+        ccfg.target_column = target_column
     if connect_timeout is not None:
         ccfg.connect_timeout_s = connect_timeout
         ccfg.validate()
@@ -404,6 +444,11 @@ def status_cmd(server: str, credentials: str | None, token_file: str | None, ca_
 @cli.group("audit")
 def audit_cmd() -> None:
     """Check a finished run: its signed round ledger and what its privacy protections withstand."""
+
+
+for _command in cli.commands.values():  # -v after the command too: fedloom run -v
+    _command.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, is_eager=True,
+                                        callback=_set_verbose, help="Log more detail."))
 
 
 def main(argv: list[str] | None = None) -> None:

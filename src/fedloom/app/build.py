@@ -120,6 +120,14 @@ def split_clients(cfg: RunConfig, ds: Dataset) -> list[ClientSplit]:
     return splits
 
 
+def local_split(cfg: RunConfig, ds: Dataset) -> ClientSplit:
+    """A site's own data as one client: every training row, ``client_test_fraction`` of them held out."""
+    rows = np.arange(len(ds.y_train))
+    shuffled = np.random.default_rng(cfg.run.seed + 1).permutation(rows)
+    n_test = min(int(len(rows) * cfg.data.client_test_fraction), len(rows) - 1)
+    return ClientSplit(np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test]))
+
+
 def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
     """``cid -> TorchClient`` on that client's split: the client half of the configured algorithm."""
     ds, splits = sim.dataset, sim.splits
@@ -161,7 +169,8 @@ def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
     return client_fn
 
 
-def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "both") -> Simulation:
+def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "both",
+                     local_data: Dataset | None = None) -> Simulation:
     """Load data, partition it, and build the client factory, strategy and codec ``cfg`` describes.
 
     Args:
@@ -171,6 +180,9 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
         side: The roles this process plays (see :func:`_he_keys` for the keys each holds).
             ``"server"`` builds no client factory; ``"client"`` builds the strategy only for the
             name of its local trainer.
+        local_data: A deployed client's own data (``fedloom client --data``): one client, ``"0"``,
+            holds all of it (its local test split as configured) instead of a partition of the
+            configured dataset.
     """
     cfg.validate()
     seed = cfg.run.seed
@@ -182,8 +194,9 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
         seed=seed,
         target_column=data.target_column,
         group_column=data.group_column or None,
-    )
-    splits = split_clients(cfg, ds)
+        labels=data.label_list,
+    ) if local_data is None else local_data
+    splits = split_clients(cfg, ds) if local_data is None else [local_split(cfg, ds)]
     sim = Simulation(
         cfg,
         ds,

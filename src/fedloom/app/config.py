@@ -49,6 +49,8 @@ class RunOptions:
     seed: int = option(0, "Seed for data split, sampling and training (same seed, same numbers).")
     out: str = option("", "Run directory (default: a new folder under runs/).")
     resume: bool = option(False, "Resume from the checkpoint in --out if there is one.")
+    overwrite: bool = option(False, "Replace the run already in --out (without it, and without --resume, an "
+                             "existing run there is refused).")
     progress: bool = option(True, "Show a progress bar.")
     plugins: str = option("", "Comma-separated modules to import first, so that they register their strategies, "
                           "codecs, backends, ... (third-party packages can use entry points instead).")
@@ -185,7 +187,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind is str and name == "plugins" and isinstance(value, list):
+    if kind is str and name in ("plugins", "labels") and isinstance(value, list):
         return ",".join(str(v) for v in value)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(f"{source}: {name} must be {kind.__name__}, got {value!r}")
@@ -219,13 +221,23 @@ def _flatten(raw: dict[str, Any], source: str) -> dict[str, Any]:
     return {k: _coerce(k, v, source) for k, v in flat.items()}
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the TOML file at ``path``, then ``overrides`` (``None`` values ignored); validated."""
-    values = _flatten(read_toml(path), str(path)) if path is not None else {}
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                ignore_tables: tuple[str, ...] = ()) -> RunConfig:
+    """Defaults, then the TOML file at ``path``, then ``overrides`` (``None`` values ignored); validated.
+
+    ``ignore_tables``: tables of the file that are not experiment keys (a deployment's ``server``
+    and ``client``)."""
+    raw = {k: v for k, v in read_toml(path).items() if k not in ignore_tables} if path is not None else {}
+    values = _flatten(raw, str(path))
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
     _check_keys(values, "overrides")
+    if values.get("group_column") and "clients" not in values and str(values.get("dataset", "")).endswith(
+            (".csv", ".npz")):  # one client per group, unless --clients says
+        from fedloom.data.datasets import count_groups
+
+        values["clients"] = count_groups(str(values.get("dataset", "")), str(values["group_column"]))
     cfg = RunConfig(**values)
     cfg.validate()
     return cfg

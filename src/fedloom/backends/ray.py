@@ -43,10 +43,27 @@ from fedloom.core.strategy import Failure
 from fedloom.core.types import ClientId, Config, EvaluateIns, EvaluateRes, FitIns, FitRes
 from fedloom.errors import ConfigError
 
-__all__ = ["RayPool"]
+__all__ = ["RayPool", "check_resources"]
 
 log = logging.getLogger(__name__)
 
+
+def check_resources(resources: dict[str, float], *, cpus_per_client: float, gpus_per_client: float,
+                    address: str | None = None, shutdown: Any = None) -> None:
+    """Fail at once when no actor could ever be placed: Ray would otherwise wait for the resources
+    forever (a run that hangs without a word). ``shutdown``: stops a Ray this pool started."""
+    where = f"the Ray cluster at {address}" if address else "this machine's Ray"
+    problems = []
+    if gpus_per_client > 0 and float(resources.get("GPU", 0.0)) < gpus_per_client:
+        problems.append(f"--ray-gpus-per-client {gpus_per_client:g} but {where} has "
+                        f"{float(resources.get('GPU', 0.0)):g} GPUs: use 0 (CPU clients) or a machine with GPUs")
+    if float(resources.get("CPU", 0.0)) < cpus_per_client:
+        problems.append(f"--ray-cpus-per-client {cpus_per_client:g} but {where} has "
+                        f"{float(resources.get('CPU', 0.0)):g} CPUs: lower it (or raise --ray-num-cpus)")
+    if problems:
+        if shutdown is not None:
+            shutdown()
+        raise ConfigError("; ".join(problems))
 
 class _Worker:
     """One Ray actor: builds clients with its copy of the factory and runs their tasks."""
@@ -130,7 +147,10 @@ class RayPool:
                     configure_logging=False,
                 )
                 self._owns_ray = True
-        cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        resources = ray.cluster_resources()
+        cluster_cpus = float(resources.get("CPU", 1.0))
+        check_resources(resources, cpus_per_client=cpus_per_client, gpus_per_client=gpus_per_client,
+                        address=address, shutdown=ray.shutdown if self._owns_ray else None)
         count = workers or max(1, int(cluster_cpus // cpus_per_client))
         count = max(1, min(count, num_clients))
         actor = ray.remote(num_cpus=cpus_per_client, num_gpus=gpus_per_client)(_Worker)

@@ -7,9 +7,10 @@ Nothing is downloaded at run time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,8 @@ from fedloom.data.registry import DATASETS
 from fedloom.data.synthetic import SYNTHETIC_DATASETS, synthetic_groups, synthetic_loader
 from fedloom.errors import ConfigError
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "load_file"]
+__all__ = ["Dataset", "load_dataset", "DATASETS", "load_file", "encode_labels", "label_name", "count_groups",
+           "load_site_data", "label_mapping"]
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Dataset:
         num_classes: Number of classes (1 for regression: one output).
         image_shape: ``(C, H, W)`` when rows are images stored flat, else ``None``.
         groups_train: A natural client id per training row (for ``partition="column"``), if any.
+        label_names: Class names in class-index order (classification), e.g. ``["benign", "malignant"]``.
     """
 
     name: str
@@ -40,6 +43,7 @@ class Dataset:
     num_classes: int
     image_shape: tuple[int, int, int] | None = None
     groups_train: np.ndarray | None = None
+    label_names: list[str] | None = None
 
     @property
     def num_features(self) -> int:
@@ -89,9 +93,11 @@ def load_file(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Load features, targets and optional group ids from a CSV (header row) or NPZ file.
 
-    A CSV must have numeric columns; ``target`` names the label column and ``group`` (optional)
-    a natural partition column such as a hospital id. An NPZ must hold arrays ``x`` and ``y``
-    (and optionally ``groups``).
+    A CSV's feature columns must be numeric; ``target`` names the label column (numbers or text,
+    e.g. ``benign``/``malignant``) and ``group`` (optional) a natural partition column such as a
+    hospital id (numbers or text). A cell that cannot be read raises a
+    :class:`~fedloom.errors.ConfigError` naming its row and column. An NPZ must hold arrays ``x``
+    and ``y`` (and optionally ``groups``).
     """
     path = Path(path)
     if not path.exists():
@@ -104,27 +110,50 @@ def load_file(
             return npz["x"], npz["y"], groups
     if path.suffix != ".csv":
         raise ConfigError(f"unsupported dataset file {path}: use .csv or .npz")
-    with open(path) as fh:
-        header = [h.strip() for h in fh.readline().split(",")]
-    if target not in header:
-        raise ConfigError(f"{path} has no target column {target!r}; columns are {header}")
-    if group is not None and group not in header:
-        raise ConfigError(f"{path} has no group column {group!r}; columns are {header}")
-    try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: every column must be numeric ({exc})") from exc
-    t_idx = header.index(target)
-    g_idx = header.index(group) if group is not None else None
-    keep = [i for i in range(len(header)) if i not in (t_idx, g_idx)]
-    groups = table[:, g_idx] if g_idx is not None else None
-    return table[:, keep], table[:, t_idx], groups
+    from fedloom.data.csvfile import read_csv
+
+    return read_csv(path, target=target, group=group)
 
 
 def _infer_task(y: np.ndarray) -> str:
+    if y.dtype.kind in "USO":  # text labels
+        return "classification"
     if np.issubdtype(y.dtype, np.integer) or (np.all(np.mod(y, 1) == 0) and len(np.unique(y)) <= 100):
         return "classification"
     return "regression"
+
+
+def label_name(value: object) -> str:
+    """How a class label is written: ``"3"`` for 3 and 3.0, the text itself for text labels."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (np.integer, np.floating)):
+        return str(value.item())
+    return str(value)
+
+
+def encode_labels(y: np.ndarray, labels: Sequence[str] = (), *, source: str = "") -> tuple[np.ndarray, list[str]]:
+    """Class indices (int64) and the class names in index order.
+
+    ``labels``: the class names in order (a deployment's shared label set), else the sorted
+    distinct values of ``y``. A value not among ``labels`` raises a
+    :class:`~fedloom.errors.ConfigError` naming the first such row (of a ``.csv`` ``source``: its line
+    number, the header being row 1).
+    """
+    names = [label_name(v) for v in y]
+    if not labels:
+        classes, codes = np.unique(y, return_inverse=True)
+        return codes.astype(np.int64).reshape(-1), [label_name(c) for c in classes]
+    index = {name: i for i, name in enumerate(labels)}
+    codes = np.empty(len(names), dtype=np.int64)
+    for row, name in enumerate(names):
+        if name not in index:
+            where = f"row {row + 2}" if source.endswith(".csv") else f"example {row}"  # a CSV's row 1: the header
+            raise ConfigError(f"{source or 'data'}, {where}: label {name!r} is not one of the "
+                              f"configured labels {list(labels)}; add it to `labels` (every site must use the "
+                              "same list) or fix the row")
+        codes[row] = index[name]
+    return codes, list(labels)
 
 
 def load_dataset(
@@ -134,11 +163,14 @@ def load_dataset(
     seed: int = 0,
     target_column: str = "target",
     group_column: str | None = None,
+    labels: Sequence[str] = (),
 ) -> Dataset:
     """Load a bundled dataset (see :data:`DATASETS`) or a user ``.csv``/``.npz`` file.
 
     ``test_fraction`` of the rows (stratified for classification) becomes the server's central
-    test set; the rest is the pool the partitioner splits among clients.
+    test set; the rest is the pool the partitioner splits among clients. Class labels (numbers or
+    text) become indices ``0 .. K-1``: by their position in ``labels`` if given (a deployment's
+    shared label set), else in sorted order; :attr:`Dataset.label_names` keeps the mapping.
 
     Example:
         >>> ds = load_dataset("iris", seed=0)
@@ -161,10 +193,12 @@ def load_dataset(
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
     x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     y = np.asarray(y)
+    label_names: list[str] | None = None
+    if labels and task != "classification":
+        raise ConfigError(f"labels {list(labels)} are set, but {name}'s targets are continuous (regression)")
     if task == "classification":
-        classes, y = np.unique(y, return_inverse=True)
-        y = y.astype(np.int64)
-        num_classes = len(classes)
+        y, label_names = encode_labels(y, labels, source=name if name not in DATASETS else "")
+        num_classes = len(label_names)
     else:
         y = y.astype(np.float32)
         num_classes = 1
@@ -191,4 +225,69 @@ def load_dataset(
         num_classes=num_classes,
         image_shape=image_shape,
         groups_train=groups[train_idx] if groups is not None else None,
+        label_names=label_names,
     )
+
+
+def count_groups(dataset: str, group_column: str) -> int:
+    """How many distinct values the group column of a ``.csv`` (or the ``groups`` of an ``.npz``) holds."""
+    path = Path(dataset)
+    if path.suffix == ".npz":
+        _, _, groups = load_file(path)
+        if groups is None:
+            raise ConfigError(f"{path} has no 'groups' array for --group-column")
+    else:
+        if not path.exists():
+            raise ConfigError(f"dataset file {path} does not exist")
+        from fedloom.data.csvfile import csv_column
+
+        groups = csv_column(path, group_column)
+    return len(np.unique(groups))
+
+
+def load_site_data(path: str | Path, *, target_column: str = "target", labels: Sequence[str] = (),
+                   task: str | None = None) -> Dataset:
+    """A deployed site's own ``.csv``/``.npz`` file, all of it for training (no server test split).
+
+    Features are standardized with the file's own statistics (as :func:`load_dataset` does with
+    the client pool's); class labels are encoded by ``labels``, the deployment's shared label set,
+    so that every site maps the same name to the same class.
+
+    Raises:
+        ConfigError: the file cannot be read, a label is not in ``labels``, or the targets are text
+            without a ``labels`` list to encode them by.
+    """
+    x, y, _ = load_file(path, target=target_column)
+    y = np.asarray(y)
+    task = task or ("classification" if labels else _infer_task(y))
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    std = x.std(axis=0)
+    std[std == 0] = 1.0
+    x = ((x - x.mean(axis=0)) / std).astype(np.float32)
+    label_names: list[str] | None = None
+    if task == "classification":
+        if not labels:
+            raise ConfigError(f"{path}: a site's own data needs the deployment's label set, so that every site "
+                              "encodes classes alike: set labels = [...] (the class names in order) in the shared "
+                              "config")
+        y, label_names = encode_labels(y, labels, source=str(path))
+        num_classes = len(label_names)
+    else:
+        if y.dtype.kind in "US":
+            raise ConfigError(f"{path}: column {target_column!r} holds text, but the model is a regression model")
+        y = y.astype(np.float32)
+        y = ((y - y.mean()) / (y.std() or 1.0)).astype(np.float32)
+        num_classes = 1
+    return Dataset(name=Path(path).stem, x_train=x, y_train=y, x_test=x[:0], y_test=y[:0], task=task,
+                   num_classes=num_classes, label_names=label_names)
+
+
+def label_mapping(ds: Dataset) -> dict[str, Any]:
+    """How ``ds`` encoded its labels and groups: ``{"labels": {index: name}, "groups": {client: group}}``
+    (only what applies: groups with a group column, labels for classification)."""
+    out: dict[str, Any] = {}
+    if ds.label_names is not None:
+        out["labels"] = {str(i): name for i, name in enumerate(ds.label_names)}
+    if ds.groups_train is not None:  # partition "column": client i holds the i-th group in sorted order
+        out["groups"] = {str(i): label_name(g) for i, g in enumerate(np.unique(ds.groups_train))}
+    return out

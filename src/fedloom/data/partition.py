@@ -57,9 +57,11 @@ def partition(
         raise ConfigError(f"number of clients must be >= 1, got {num_clients}")
     split = PARTITIONERS.get(method)  # ConfigError listing the choices for an unknown name
     if method != "column" and num_clients * max(min_size, 1) > n:
+        each = "2 each: one to train, one for --client-test-fraction; with --client-test-fraction 0, 1 each" \
+            if min_size == 2 else f"{max(min_size, 1)} each"
         raise ConfigError(
-            f"{num_clients} clients need at least {num_clients * max(min_size, 1)} examples, "
-            f"but the dataset has {n}"
+            f"{num_clients} clients need at least {num_clients * max(min_size, 1)} examples ({each}), "
+            f"but the dataset has {n}: use fewer clients or a larger dataset"
         )
     if method in ("dirichlet", "quantity") and not alpha > 0:
         raise ConfigError(f"alpha must be > 0, got {alpha}")
@@ -135,8 +137,8 @@ def _column(
     values = np.unique(groups)
     if len(values) != num_clients:
         raise ConfigError(
-            f"partition 'column' makes one client per group: the data has {len(values)} groups, "
-            f"but {num_clients} clients were requested"
+            f"partition 'column' makes one client per group: the clients' rows hold {len(values)} groups, "
+            f"but {num_clients} clients were requested; set clients = {len(values)} (or leave --clients out)"
         )
     return [np.flatnonzero(groups == v) for v in values]
 

@@ -154,6 +154,8 @@ class FederatedLoop:
         self.evaluate_initial = evaluate_initial
         self._evaluated_anything = False
         self._noted_nothing = False
+        self.last_wait_s = 0.0
+        """Seconds the last round waited in ``pool.available()`` (excluded from its ``wall_s``)."""
 
     def resume_state(self) -> tuple[ServerState, list[RoundRecord]] | None:
         """The state and history stored at ``checkpoint_path``, if a checkpoint exists.
@@ -241,9 +243,11 @@ class FederatedLoop:
             raise
 
     def _round(self, state: ServerState, rnd: int, expected: dict) -> RoundRecord:
-        start = time.perf_counter()
         previous = state.parameters
+        waiting = time.perf_counter()
         clients = self.pool.available()  # asked once: a deployment pool may wait here for enough clients
+        start = time.perf_counter()  # wall_s is the round's work, not the wait for clients to connect
+        self.last_wait_s = start - waiting
         tasks = self.strategy.configure_fit(state, rnd, clients)
         tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in tasks]
         if self.codec is not None:

@@ -23,7 +23,7 @@ from fedloom.core.client import ClientFn
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import Strategy
 from fedloom.engine.codec import RoundCodec
-from fedloom.engine.loop import FederatedLoop, RoundObserver, RunResult
+from fedloom.engine.loop import FederatedLoop, RoundObserver, RoundRecord, RunResult
 from fedloom.errors import ConfigError
 
 __all__ = ["simulate"]
@@ -41,6 +41,7 @@ def simulate(
     observers: Sequence[RoundObserver] = (),
     checkpoint_path: str | Path | None = None,
     codec: RoundCodec | None = None,
+    progress: bool = False,
 ) -> RunResult:
     """Run ``rounds`` of ``strategy`` over ``num_clients`` clients built by ``client_fn``.
 
@@ -55,11 +56,15 @@ def simulate(
         observers: Told about every round (progress bars, stores, accountants).
         checkpoint_path: Where to write the server state after every round.
         codec: Decodes compressed client updates (e.g. :class:`fedloom.compression.UpdateCodec`).
+        progress: Show a progress bar (tqdm) advanced once per round, with the latest accuracy/loss.
     """
     if num_clients < 1:
         raise ConfigError(f"num_clients must be >= 1, got {num_clients}")
     if initial_parameters is None:
         initial_parameters = client_fn("0").get_parameters({})
+    bar = _Bar(rounds) if progress else None
+    if bar is not None:
+        observers = [*observers, bar]
     pool = make_pool(backend, client_fn, num_clients)
     try:
         loop = FederatedLoop(
@@ -69,3 +74,22 @@ def simulate(
         return loop.run(initial_parameters)
     finally:
         pool.close()
+        if bar is not None:
+            bar.close()
+
+
+class _Bar:
+    """A tqdm bar advanced once per round (tqdm loads only when a bar is asked for)."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="rounds", unit="round", dynamic_ncols=True)
+
+    def on_round_end(self, record: RoundRecord, state: object) -> None:
+        shown = {k: f"{record.metrics[k]:.4f}" for k in ("accuracy", "loss", "train_loss") if k in record.metrics}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

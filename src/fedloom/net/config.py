@@ -104,7 +104,10 @@ class ClientConfig:
 
     server: str = ""
     name: str = ""  # identity claimed without credentials; default index for the RunConfig client
-    index: int = -1  # RunConfig mode: which partition (default: int(name))
+    index: int = -1  # demo mode: which partition (default: partitions[name], else int(name))
+    partitions: dict[str, int] = field(default_factory=dict)  # demo mode: client name -> partition index
+    data: str = ""  # this site's own .csv/.npz (instead of a partition of the experiment's dataset)
+    target_column: str = ""  # label column of `data` (default: the experiment's target_column)
     client_fn: str = ""  # "package.module:factory", called with the client name
     credentials: str = ""  # a `fedloom certs` clients/<name> directory ("{name}" is substituted)
     ca_cert: str = ""
@@ -128,6 +131,11 @@ class ClientConfig:
         need(0 < self.heartbeat_s < self.server_timeout_s, "need 0 < heartbeat_s < server_timeout_s")
         need(self.max_message_mb > 0, "max_message_mb must be > 0")
         need(1 <= self.chunk_kb <= 3072, "chunk_kb must be in [1, 3072]")
+        taken: dict[int, str] = {}
+        for name, index in self.partitions.items():
+            need(index not in taken, f"[client.partitions]: {taken.get(index)!r} and {name!r} both hold partition "
+                                     f"{index}; give every client its own")
+            taken[index] = name
         need(self.connect_timeout_s >= 0, "connect_timeout_s must be >= 0 (0: retry forever)")
 
     @property
@@ -151,7 +159,12 @@ def _build(kind: type, raw: dict[str, Any], source: str, base: Path) -> Any:
         want = type(default)
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if want is list:
+        if want is dict:
+            if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                      for v in value.values()):
+                raise ConfigError(f"{source}: {key} must be a table of name = partition index (an integer >= 0), "
+                                  f"got {value!r}")
+        elif want is list:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{source}: {key} must be a list of strings, got {value!r}")
         elif not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
@@ -165,7 +178,7 @@ def _build(kind: type, raw: dict[str, Any], source: str, base: Path) -> Any:
 
 
 _PATH_KEYS = {"credentials", "ca_cert", "server_cert", "server_key", "tokens_file", "checkpoint_dir",
-              "client_cert", "client_key", "token_file", "admin_token_hash"}
+              "client_cert", "client_key", "token_file", "admin_token_hash", "data"}
 
 
 def load_deployment(path: str | Path | None) -> tuple[RunConfig, ServerConfig, ClientConfig]:

@@ -13,14 +13,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from fedloom.app.config import RunConfig
-from fedloom.core.client import Client
-from fedloom.engine import RoundRecord, RunResult
+from fedloom.core.client import Client, ClientWrapper
+from fedloom.core.parameters import Parameters
+from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
+from fedloom.engine import FederatedLoop, RoundRecord, RunResult, task_seed
 from fedloom.errors import ConfigError, RoundFailedError
 from fedloom.net.auth import Authenticator, Revocations
 from fedloom.net.certs import ADMIN_HASH_FILE, CRL_NAME, issued_client_certificates
@@ -30,6 +34,10 @@ from fedloom.net.server import GrpcPool
 from fedloom.net.status import AdminAuth, StatusBoard, status_service
 from fedloom.net.status_page import StatusPage
 from fedloom.tracking import finish_trackers, open_trackers
+
+if TYPE_CHECKING:
+    from fedloom.runs.participation import ParticipationPool
+    from fedloom.runs.store import RunStore
 
 __all__ = ["build_pool", "run_server", "build_client", "run_client", "CHECKPOINT_NAME"]
 
@@ -138,10 +146,16 @@ def run_server(
 
     ``on_listen`` is called with the bound port once the server listens (useful with port 0).
 
-    Writes ``checkpoint.safetensors`` (after every round), ``history.json`` and ``model.safetensors``
-    to ``scfg.checkpoint_dir``.
+    ``scfg.checkpoint_dir`` becomes the same run directory ``fedloom run`` writes (config.toml,
+    metrics.sqlite, summary.json, model.safetensors, plots, report.html; ``fedloom report`` reads
+    it), plus ``checkpoint.safetensors`` after every round, ``history.json``, and who took part in
+    which round (``participation`` in metrics.sqlite and summary.json). Each round's ``wall_s``
+    excludes the wait for clients to connect, recorded as ``wait_s``.
     """
     from fedloom.app.build import assemble_loop, build_simulation
+    from fedloom.data.datasets import label_mapping
+    from fedloom.runs.participation import ParticipationPool
+    from fedloom.runs.store import RunStore
 
     out = Path(scfg.checkpoint_dir)
     ckpt = out / CHECKPOINT_NAME
@@ -153,16 +167,26 @@ def run_server(
     if cfg.encryption.he:
         _check_server_keys(cfg.encryption.he_keys)
     min_start = scfg.min_clients_start or cfg.federation.clients
-    pool = build_pool(scfg, min_clients=min_start, insecure=insecure)
-    board, page = _status(scfg, pool, rounds=cfg.federation.rounds, insecure=insecure)  # fedloom status, page
+    grpc_pool = build_pool(scfg, min_clients=min_start, insecure=insecure)
+    board, page = _status(scfg, grpc_pool, rounds=cfg.federation.rounds, insecure=insecure)  # fedloom status, page
     trackers = open_trackers(cfg.tracking, cfg.to_dict(), run_name=out.name)  # MLflow/TensorBoard if asked
-    pool.start()
-    log.info("serving on port %d; waiting for %d clients", pool.port, min_start)
+    grpc_pool.start()
+    pool = ParticipationPool(grpc_pool)  # who took part in which round, for the run directory
+    log.info("serving on port %d; waiting for %d clients", grpc_pool.port, min_start)
     if on_listen is not None:
-        on_listen(pool.port)
-    # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked
-    loop = assemble_loop(sim, pool, observers=[_LogRound(), board, *trackers], checkpoint_path=ckpt,
+        on_listen(grpc_pool.port)
+    store = RunStore(out)
+    store.write_config(cfg.to_nested())
+    labels = label_mapping(sim.dataset)
+    if labels:
+        store.write_labels(labels)
+    recorder = _RoundRecorder(store, pool)
+    # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked;
+    # the log line first: it follows the checkpoint at once, as people (and tests) watching the log expect
+    loop = assemble_loop(sim, pool, observers=[_LogRound(), recorder, store, board, *trackers], checkpoint_path=ckpt,
                          round_timeout=scfg.round_deadline_s)
+    recorder.loop = loop
+    start = time.perf_counter()
     try:
         failures = 0
         while True:
@@ -170,6 +194,8 @@ def run_server(
             if resumed is not None:
                 log.info("resuming after round %d", resumed[0].round)
                 board.restore(resumed[1])
+                for record in resumed[1]:  # a kill between checkpoint and store left a round out of the store
+                    store.on_round_end(record, resumed[0])
             try:
                 if resumed is not None:
                     result = loop.run(state=resumed[0], history=resumed[1])
@@ -182,18 +208,12 @@ def run_server(
                     raise
                 log.warning("%s; retrying from the last checkpoint (%d/%d)", exc, failures, scfg.max_round_retries)
         # the run's outputs first, then the transport: nothing a client does can keep them from being written
-        from safetensors.numpy import save_file
-
-        from fedloom.core.atomic import atomic_write, atomic_write_text
-
-        # atomically (temp file, fsync, rename, directory fsync): a crash leaves the old file or the new one
-        tensors = {k: v for k, v in result.parameters.items()}
-        atomic_write(out / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
-        atomic_write_text(out / "history.json", json.dumps([h.as_dict() for h in result.history], indent=1))
+        _write_run(cfg, store, result, extra={**labels}, wall_s=time.perf_counter() - start, trackers=trackers)
         board.finish("finished")
         pool.close("training finished")
     except BaseException as exc:
         log.error("server stopping: %s: %s", type(exc).__name__, exc)
+        store.mark_failed(exc, cfg.to_dict(), time.perf_counter() - start)
         board.finish("stopped")
         pool.close("server stopped")
         finish_trackers(trackers)
@@ -201,8 +221,43 @@ def run_server(
     finally:
         if page is not None:
             page.close()
-    finish_trackers(trackers, result, out / "model.safetensors")
     return result
+
+
+def _write_run(cfg: RunConfig, store: RunStore, result: RunResult, *, extra: dict, wall_s: float,
+               trackers: list) -> None:
+    """The run directory of a finished deployment: what ``fedloom run`` writes, plus ``history.json``
+    and who took part (each file written atomically: a crash leaves the old file or the new one)."""
+    from safetensors.numpy import save_file
+
+    from fedloom.app.privacy import privacy_summary
+    from fedloom.core.atomic import atomic_write, atomic_write_text
+    from fedloom.runs.runner import finish_run
+
+    out = store.path
+    atomic_write_text(out / "history.json", json.dumps([h.as_dict() for h in result.history], indent=1))
+    extra = {**privacy_summary(cfg, result), **extra,
+             "participation": store.read_participation(rounds=len(result.history))}
+    if result.parameters.names:
+        finish_run(store, result, cfg.to_dict(), wall_s, extra=extra, trackers=trackers)
+    else:  # HE: the server never holds a plaintext model (an empty model file, no plots of accuracy)
+        tensors = {k: v for k, v in result.parameters.items()}
+        atomic_write(out / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
+        store.write_summary(result, cfg.to_dict(), wall_s, extra=extra)
+        finish_trackers(trackers, result, out / "model.safetensors")
+
+
+class _RoundRecorder:
+    """Adds the round's wait for clients (``wait_s``) to its record and stores who took part."""
+
+    def __init__(self, store: RunStore, pool: ParticipationPool) -> None:
+        self.store, self.pool = store, pool
+        self.loop: FederatedLoop | None = None
+
+    def on_round_end(self, record: RoundRecord, state: object) -> None:
+        if self.loop is not None:
+            record.metrics["wait_s"] = self.loop.last_wait_s
+        self.store.write_participation([p for p in self.pool.take() if p.round <= record.round])
 
 
 def _status(scfg: ServerConfig, pool: GrpcPool, *, rounds: int,
@@ -237,23 +292,129 @@ def _check_server_keys(key_dir: str) -> None:
                     "decrypt every update: give the server public.tenseal only", Path(key_dir) / SECRET_FILE)
 
 
+def partition_of(cfg: RunConfig, ccfg: ClientConfig, name: str) -> int:
+    """Which partition of the experiment's dataset client ``name`` holds in demo mode: ``[client]
+    index``, else ``[client.partitions]`` (name -> index), else the name itself if it is ``0..N-1``."""
+    if ccfg.index >= 0:
+        index = ccfg.index
+    elif name in ccfg.partitions:
+        index = ccfg.partitions[name]
+    elif name.isdigit() and not ccfg.partitions:
+        index = int(name)
+    else:
+        listed = f" (it lists {sorted(ccfg.partitions)})" if ccfg.partitions else ""
+        raise ConfigError(
+            f"client {name!r} has no data: add it to the shared config's [client.partitions] table{listed}, e.g. "
+            f'"{name}" = 0, to train on a partition of {cfg.data.dataset}, or give this site its own data with '
+            "--data FILE.csv --target-column COLUMN")
+    if index >= cfg.federation.clients:
+        raise ConfigError(f"client {name!r} would hold partition {index}, but the config has clients = "
+                          f"{cfg.federation.clients} (partitions 0..{cfg.federation.clients - 1})")
+    return index
+
+
 def build_client(cfg: RunConfig, ccfg: ClientConfig, name: str) -> Client:
     """The client object: ``client_fn(name)`` if configured (``[client] client_fn`` or the experiment's
-    ``client_fn``), else the RunConfig's client ``index``."""
+    ``client_fn``); else, with ``[client] data`` (``--data``),
+    the configured algorithm on this site's own file; else (demo mode) on partition
+    :func:`partition_of` of the experiment's dataset, built exactly as the simulation builds it."""
     if ccfg.client_fn or cfg.training.client_fn:
         from fedloom.app.usercode import make_user_client
 
         return make_user_client(cfg, name, ccfg.client_fn)
     from fedloom.app.build import build_simulation
 
-    index = ccfg.index
-    if index < 0:
-        if not name.isdigit():
-            raise ConfigError(f"client {name!r}: set [client] index (which partition of the RunConfig data)")
-        index = int(name)
-    if index >= cfg.federation.clients:
-        raise ConfigError(f"client index {index} but the config has clients = {cfg.federation.clients}")
-    return build_simulation(cfg, side="client").client_fn(str(index))
+    if ccfg.data:
+        from fedloom.data.datasets import load_site_data
+
+        path = ccfg.data.replace("{name}", name)
+        target = ccfg.target_column or cfg.data.target_column
+        ds = load_site_data(path, target_column=target, labels=cfg.data.label_list)
+        sim = build_simulation(cfg, side="client", local_data=ds)
+        classes = f"{ds.num_classes} classes {ds.label_names}" if ds.label_names else "a regression target"
+        log.info("client %s trains on its own data %s: %d examples, %d features, %s", name, path,
+                 len(ds.y_train), ds.num_features, classes)
+        what = (f"this site's data ({path}) has {ds.num_features} feature columns and "
+                + (f"the {ds.num_classes} labels {ds.label_names}" if ds.label_names else "a regression target"))
+        return ModelCheck(sim.client_fn("0"), sim.initial_parameters, what, active=_checkable(cfg))
+    index = partition_of(cfg, ccfg, name)
+    sim = build_simulation(cfg, side="client")
+    log.info("client %s trains on partition %d of %s (%s over %d clients): %d examples", name, index,
+             cfg.data.dataset, cfg.data.partition, cfg.federation.clients, len(sim.splits[index].train))
+    client = sim.client_fn(str(index))
+    return client if name == str(index) else SimulationSeeds(client, seed=cfg.run.seed, name=name, cid=str(index))
+
+
+class SimulationSeeds(ClientWrapper):
+    """Demo mode under another name: train with the seeds the simulation's client ``cid`` gets.
+
+    The server seeds each task by the client's name (``task_seed(seed, round, name)``); a demo client
+    named ``hospital-a`` that holds partition 0 swaps that for ``task_seed(seed, round, "0")``, so a
+    deployment reproduces ``fedloom run`` on the same config bit for bit. A seed the server chose
+    otherwise is left alone.
+    """
+
+    def __init__(self, inner: Client, *, seed: int, name: str, cid: str) -> None:
+        super().__init__(inner)
+        self.seed, self.name, self.cid = seed, name, cid
+
+    def _config(self, config: Config) -> Config:
+        rnd = config.get("round")
+        if isinstance(rnd, int) and config.get("seed") == task_seed(self.seed, rnd, self.name):
+            return {**config, "seed": task_seed(self.seed, rnd, self.cid)}
+        return config
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        return super().fit_task(dataclasses.replace(ins, config=self._config(ins.config)))
+
+    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
+        return super().evaluate(parameters, self._config(config))
+
+
+def _checkable(cfg: RunConfig) -> bool:
+    """Whether a task's parameters are the plain model (not a compressed broadcast or HE ciphertexts)."""
+    return not cfg.communication.compress_broadcast and not cfg.encryption.he
+
+
+class ModelCheck(ClientWrapper):
+    """Stops a site whose data does not fit the server's model, with an error that says so.
+
+    The first task's parameters are compared with the model this site built from its own data
+    (names and shapes: the feature count sets the first layer, the label set the last); on a
+    mismatch the task fails with the reason (the server logs it) and :attr:`error` is set, which
+    ends :func:`run_client` with a :class:`~fedloom.errors.ConfigError`.
+    """
+
+    def __init__(self, inner: Client, local: Parameters, what: str, *, active: bool = True) -> None:
+        super().__init__(inner)
+        self.local, self.what, self.active = local.spec(), what, active
+        self.error: ConfigError | None = None
+        self.on_error: Callable[[], None] = lambda: None
+
+    def _check(self, parameters: Parameters) -> None:
+        if not self.active:
+            return
+        remote = parameters.spec()
+        if remote == self.local:
+            self.active = False  # checked once: the model's form does not change
+            return
+        diff = [f"{k}: server {tuple(remote[k].shape) if k in remote else 'absent'}, "
+                f"here {tuple(self.local[k].shape) if k in self.local else 'absent'}"
+                for k in sorted(set(remote) | set(self.local)) if remote.get(k) != self.local.get(k)]
+        self.error = ConfigError(
+            f"this site's data does not fit the server's model: {self.what}, and the arrays differ "
+            f"({'; '.join(diff[:4])}). Give the site the feature columns and the labels of the shared config's "
+            "dataset")
+        self.on_error()
+        raise self.error
+
+    def fit_task(self, ins: FitIns) -> FitRes:
+        self._check(ins.parameters)
+        return super().fit_task(ins)
+
+    def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
+        self._check(parameters)
+        return super().evaluate(parameters, config)
 
 
 def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "", insecure: bool = False) -> str:
@@ -299,4 +460,9 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
         max_message_bytes=ccfg.max_message_bytes,
         chunk_bytes=ccfg.chunk_kb * 1024,
     )
-    return runtime.run()
+    if isinstance(client, ModelCheck):
+        client.on_error = runtime.stop
+    reason = runtime.run()
+    if isinstance(client, ModelCheck) and client.error is not None:
+        raise client.error
+    return reason

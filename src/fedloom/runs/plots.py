@@ -105,10 +105,14 @@ def write_html_report(summary: dict[str, Any], plots: list[Path], out_dir: str |
     )
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     imgs = "".join(f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">' for p in plots)
+    failed = ""
+    if summary.get("status") == "failed":
+        failed = (f'<p style="color:#b00"><b>This run failed after {len(history)} round(s):</b> '
+                  f'{html.escape(str(summary.get("error", "")))}</p>')
     page = f"""<!doctype html><meta charset="utf-8"><title>fedloom run</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:32%}}</style>
-<h1>fedloom run</h1>
+<h1>fedloom run</h1>{failed}
 <h2>Final</h2><pre>{html.escape(json.dumps(summary.get("final", {}), indent=2))}</pre>
 <h2>Plots</h2>{imgs}
 <h2>Rounds</h2><table><tr><th>round</th>{head}</tr>{rows}</table>

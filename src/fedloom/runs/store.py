@@ -3,8 +3,12 @@
 Layout of ``runs/<name>/``::
 
     config.toml          the resolved configuration (re-runnable with --config)
-    metrics.sqlite       table rounds(round, name, value): every metric of every round
-    summary.json         {"final": {...}, "history": [...], "config": {...}, "wall_s": ...}
+    metrics.sqlite       table rounds(round, name, value): every metric of every round; a deployed
+                         server's also participation(round, client, task, status, reason)
+    summary.json         {"status": "completed" | "failed", "final": {...}, "history": [...],
+                         "config": {...}, "wall_s": ...} (+ "error" when failed, "participation"
+                         of a deployed server, "labels" of a classification run)
+    labels.json          class index -> label name (and client -> group of --group-column), if any
     model.safetensors    the final global model
     checkpoint.safetensors  server state after the last completed round (for --resume)
     accuracy.png, loss.png, ...  plots (see fedloom.runs.plots)
@@ -19,8 +23,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 from safetensors.numpy import save_file
@@ -29,6 +34,9 @@ from fedloom.core.atomic import atomic_write, atomic_write_text
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import ServerState
 from fedloom.engine import RoundRecord, RunResult
+
+if TYPE_CHECKING:
+    from fedloom.runs.participation import Participation
 
 __all__ = ["RunStore", "new_run_dir", "read_history"]
 
@@ -55,6 +63,8 @@ class RunStore:
         with sqlite3.connect(self.db_path) as db:
             db.execute("CREATE TABLE IF NOT EXISTS rounds (round INTEGER, name TEXT, value REAL, "
                        "PRIMARY KEY (round, name))")
+            db.execute("CREATE TABLE IF NOT EXISTS participation (round INTEGER, client TEXT, task TEXT, "
+                       "status TEXT, reason TEXT, PRIMARY KEY (round, client, task))")
 
     @property
     def checkpoint_path(self) -> Path:
@@ -70,6 +80,46 @@ class RunStore:
                 [(record.round, k, float(v)) for k, v in record.metrics.items()],
             )
 
+    def write_participation(self, records: Sequence[Participation]) -> None:
+        """Record task outcomes (a later attempt of the same round replaces an earlier one)."""
+        with sqlite3.connect(self.db_path) as db:
+            db.executemany("INSERT OR REPLACE INTO participation (round, client, task, status, reason) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           [(p.round, p.client, p.task, p.status, p.reason) for p in records])
+
+    def read_participation(self, rounds: int | None = None) -> dict[str, dict[str, Any]]:
+        """Per client: the rounds it trained in, and its failures with their reasons (up to ``rounds``)."""
+        out: dict[str, dict[str, Any]] = {}
+        with sqlite3.connect(self.db_path) as db:
+            rows = db.execute("SELECT round, client, task, status, reason FROM participation ORDER BY round, client")
+            for rnd, client, task, status, reason in rows:
+                if rounds is not None and rnd > rounds:
+                    continue
+                entry = out.setdefault(client, {"fit_rounds": [], "evaluate_rounds": [], "failures": []})
+                if status == "ok":
+                    entry[f"{task}_rounds"].append(rnd)
+                else:
+                    entry["failures"].append({"round": rnd, "task": task, "reason": reason})
+        return out
+
+    def write_labels(self, labels: dict[str, Any]) -> None:
+        """``labels.json``: how text labels and groups were encoded (``fedloom data`` shows the same)."""
+        atomic_write_text(self.path / "labels.json", json.dumps(labels, indent=2))
+
+    def mark_failed(self, error: BaseException, config: dict[str, Any], wall_s: float) -> dict[str, Any]:
+        """Write a ``summary.json`` that says the run failed, with the rounds it completed."""
+        history = read_history(self.path)
+        summary: dict[str, Any] = {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "final": _final_of_rows(history),
+            "history": history,
+            "config": config,
+            "wall_s": wall_s,
+        }
+        atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
+        return summary
+
     def write_model(self, parameters: Parameters) -> None:
         tensors = {k: v for k, v in parameters.items()}
         atomic_write(self.path / "model.safetensors", lambda tmp: save_file(tensors, tmp), mode=0o644)
@@ -79,6 +129,7 @@ class RunStore:
         history = [h.as_dict() for h in result.history]
         final = final_metrics(result.history)
         summary: dict[str, Any] = {
+            "status": "completed",
             "final": final,
             "history": history,
             "config": config,
@@ -97,8 +148,11 @@ class RunStore:
 
 def final_metrics(history: list[RoundRecord]) -> dict[str, float]:
     """Final accuracy/loss: central evaluation if any, else federated, from the last evaluated round."""
-    for record in reversed(history):
-        m = record.metrics
+    return _final_of_rows([r.metrics for r in history])
+
+
+def _final_of_rows(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    for m in reversed(rows):
         if "loss" in m:
             return {k: m[k] for k in ("accuracy", "loss") if k in m}
         if "fed_loss" in m:
