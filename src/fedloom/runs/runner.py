@@ -50,7 +50,10 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
     finally:
         bar.close()
     wall = time.perf_counter() - start
-    summary = store.write_summary(result, cfg.to_dict(), wall, extra=privacy_summary(cfg, result))
+    from fedloom.ledger.contributions import contributions_summary
+
+    summary = store.write_summary(result, cfg.to_dict(), wall,
+                                  extra={**privacy_summary(cfg, result), **contributions_summary(out)})
     plotter.send(summary["history"])  # the worker draws while the model is written
     store.write_model(result.parameters)
     finish_trackers(trackers, result, out / "model.safetensors")
