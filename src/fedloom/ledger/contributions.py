@@ -100,7 +100,7 @@ def gtg_shapley(n: int, utility: Utility, *, permutations: int = 0, tolerance: f
     Args:
         n: Players.
         utility: ``U`` over coalitions (frozensets of player indices).
-        permutations: Most permutations to sample (0: ``max(20, 4 n)``).
+        permutations: Most permutations to sample (0: ``max(50, 4 n)``).
         tolerance: Truncation threshold on utility differences, and the convergence criterion.
         rng: Source of the permutations.
     """
@@ -111,7 +111,7 @@ def gtg_shapley(n: int, utility: Utility, *, permutations: int = 0, tolerance: f
     u_full, u_empty = utility(full), utility(empty)
     if abs(u_full - u_empty) < tolerance:  # between-round truncation: the round changed nothing measurable
         return np.zeros(n)
-    limit = permutations or max(20, 4 * n)
+    limit = permutations or max(50, 4 * n)
     total = np.zeros(n)
     last = np.zeros(n)
     for k in range(1, limit + 1):
@@ -143,7 +143,7 @@ class ContributionObserver:
         evaluate: The server's central evaluation (its held-out data).
         run_dir: Where ``contributions.json`` goes (``None``: kept in memory only).
         metric: ``"loss"`` (utility ``-loss``) or ``"accuracy"``.
-        permutations: GTG-Shapley's most permutations per round (0: ``max(20, 4 n)``).
+        permutations: GTG-Shapley's most permutations per round (0: ``max(50, 4 n)``).
         tolerance: GTG-Shapley's truncation and convergence threshold.
         seed: Seed of the permutations.
     """

@@ -21,7 +21,7 @@ class LedgerOptions:
                                  "server's validation data; costs extra evaluations every round.")
     contribution_metric: str = option("loss", "Utility of the contribution scores: loss (-loss) or accuracy.",
                                       choices=lambda: ("loss", "accuracy"))
-    contribution_permutations: int = option(0, "Most GTG-Shapley permutations per round (0: max(20, 4 x clients)).")
+    contribution_permutations: int = option(0, "Most GTG-Shapley permutations per round (0: max(50, 4 x clients)).")
     contribution_tolerance: float = option(1e-3, "GTG-Shapley truncation and convergence threshold.")
 
     def validate(self) -> None:

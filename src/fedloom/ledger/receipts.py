@@ -28,7 +28,7 @@ from fedloom.ledger.keys import key_id
 from fedloom.ledger.merkle import inclusion_proof, verify_inclusion
 
 __all__ = ["RECEIPT_EXTRA", "ReceiptError", "ReceiptBook", "make_receipt", "check_receipt", "counts_as_update",
-           "encode_receipt", "decode_receipt"]
+           "encode_receipt", "decode_receipt", "receipt_book"]
 
 log = logging.getLogger(__name__)
 
@@ -171,3 +171,15 @@ class ReceiptBook:
                         receipt.get("reason", ""))
         self.sent.pop(rnd, None)
         return receipt
+
+
+def receipt_book(cred_dir: str | Path, client: str) -> ReceiptBook | None:
+    """The receipt store of a deployed client: ``CRED_DIR/receipts``, checked against
+    ``CRED_DIR/ledger.pub`` (``None``, with a log line, when the credentials hold no ``ledger.pub``)."""
+    from fedloom.ledger.keys import PUB_FILE, load_public_key
+
+    pub = Path(cred_dir) / PUB_FILE if cred_dir else None
+    if pub is None or not pub.exists():
+        log.info("no %s in the client's credentials: ledger receipts are not checked", PUB_FILE)
+        return None
+    return ReceiptBook(Path(cred_dir) / "receipts", load_public_key(pub), client)

@@ -23,6 +23,7 @@ from fedloom.app.config import RunConfig
 from fedloom.core.client import Client
 from fedloom.engine import RoundRecord, RunResult
 from fedloom.errors import ConfigError, RoundFailedError
+from fedloom.ledger.receipts import receipt_book
 from fedloom.net.auth import Authenticator, Revocations
 from fedloom.net.certs import ADMIN_HASH_FILE, CRL_NAME, issued_client_certificates
 from fedloom.net.client import ClientRuntime, channel_credentials, no_credentials_message
@@ -163,7 +164,7 @@ def run_server(
         on_listen(pool.port)
     # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked
     loop = assemble_loop(sim, pool, observers=[_LogRound(), board, *trackers], checkpoint_path=ckpt,
-                         round_timeout=scfg.round_deadline_s)
+                         round_timeout=scfg.round_deadline_s, ledger_keys=scfg.credentials or None, receipts=True)
     try:
         failures = 0
         while True:
@@ -306,5 +307,6 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
         give_up_after_s=ccfg.give_up_after_s, connect_timeout_s=ccfg.connect_timeout_s,
         max_message_bytes=ccfg.max_message_bytes,
         chunk_bytes=ccfg.chunk_kb * 1024,
+        receipts=receipt_book(cred_dir, name),  # checks the ledger's receipts against cred_dir/ledger.pub
     )
     return runtime.run()
