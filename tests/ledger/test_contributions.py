@@ -12,7 +12,7 @@ from fedloom.ledger.contributions import ContributionObserver, RoundGame, exact_
 
 DIM = 8
 TOLERANCE = 0.15
-"""Stated in docs/accountability.md: GTG-Shapley (default 50 permutations) within 15% of the largest exact value, per round."""
+"""Stated in docs/accountability.md: GTG-Shapley (50 permutations) within 15% of the largest exact value."""
 
 
 def _problem(seed: int = 0):

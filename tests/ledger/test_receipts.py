@@ -7,17 +7,16 @@ import copy
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fedloom import RunConfig
 from fedloom.app.build import build_simulation
 from fedloom.core import Client, FitRes, Parameters
-from fedloom.ledger.chain import verify_ledger
+from fedloom.ledger.chain import updates_root, verify_ledger
+from fedloom.ledger.hashing import result_digest
 from fedloom.ledger.keys import generate_key, load_public_key, write_key_pair
 from fedloom.ledger.receipts import ReceiptBook, ReceiptError, check_receipt, encode_receipt, make_receipt
-from fedloom.ledger.hashing import result_digest
-from fedloom.ledger.chain import updates_root
-import numpy as np
 
 
 def _entry(key):

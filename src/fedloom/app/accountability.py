@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedloom.core.parameters import Parameters
 from fedloom.core.pool import ClientPool
+from fedloom.core.types import EvaluateRes
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from fedloom.app.build import Simulation
 
 __all__ = ["ledger_parts", "signing_key", "ledger_rule"]
 
@@ -42,8 +43,9 @@ def signing_key(ledger_key: str, run_dir: Path, key_dir: str | None) -> Ed25519P
     return key
 
 
-def ledger_rule(sim: Simulation) -> dict[str, Any]:
-    """The aggregation rule and hyperparameters an entry records."""
+def ledger_rule(sim: Any) -> dict[str, Any]:
+    """The aggregation rule and hyperparameters an entry records (``sim``: a built
+    :class:`~fedloom.app.build.Simulation`)."""
     cfg = sim.config
     return {
         "strategy": type(sim.strategy).__name__,
@@ -57,9 +59,11 @@ def ledger_rule(sim: Simulation) -> dict[str, Any]:
     }
 
 
-def ledger_parts(sim: Simulation, pool: ClientPool, run_dir: str | Path | None, *, key_dir: str | None = None,
+def ledger_parts(sim: Any, pool: ClientPool, run_dir: str | Path | None, *,
+                 evaluate_fn: Callable[[], Callable[[Parameters], EvaluateRes]], key_dir: str | None = None,
                  receipts: bool = False) -> tuple[ClientPool, list[Any]]:
-    """The pool (wrapped to hash updates) and the observers (ledger, contribution scores) of the run.
+    """The pool (wrapped to hash updates) and the observers (ledger, contribution scores) of the run;
+    ``evaluate_fn`` makes the server's central evaluation (for contribution scores).
 
     Nothing changes without a run directory or with ``--no-ledger`` and no ``--contributions``."""
     cfg = sim.config
@@ -67,7 +71,7 @@ def ledger_parts(sim: Simulation, pool: ClientPool, run_dir: str | Path | None, 
         return pool, []
     run_dir = Path(run_dir)
     observers: list[Any] = []
-    if cfg.ledger.ledger:
+    if cfg.ledger.write_ledger:
         from fedloom.ledger.observer import LedgerObserver, LedgerPool
 
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -76,10 +80,9 @@ def ledger_parts(sim: Simulation, pool: ClientPool, run_dir: str | Path | None, 
         pool = LedgerPool(pool, ledger)
         observers.append(ledger)
     if cfg.ledger.contributions:
-        from fedloom.app.build import central_evaluate_fn
         from fedloom.ledger.contributions import ContributionObserver
 
-        observers.append(ContributionObserver(central_evaluate_fn(sim), run_dir,
+        observers.append(ContributionObserver(evaluate_fn(), run_dir,
                                               metric=cfg.ledger.contribution_metric,
                                               permutations=cfg.ledger.contribution_permutations,
                                               tolerance=cfg.ledger.contribution_tolerance, seed=cfg.run.seed))

@@ -366,7 +366,8 @@ def assemble_loop(
 
     cfg = sim.config
     run_dir = Path(checkpoint_path).parent if checkpoint_path is not None else None
-    pool, accountability = ledger_parts(sim, pool, run_dir, key_dir=ledger_keys, receipts=receipts)  # on the transport
+    pool, accountability = ledger_parts(sim, pool, run_dir, evaluate_fn=lambda: central_evaluate_fn(sim),
+                                        key_dir=ledger_keys, receipts=receipts)  # on the transport
     # privacy: epsilon first, so stores and the ledger see it
     observers = [*privacy.privacy_observers(cfg), *accountability, *observers]
     pool = privacy.wrap_pool(cfg, pool, num_parameters=sim.initial_parameters.num_elements)  # privacy

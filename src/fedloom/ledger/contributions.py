@@ -105,7 +105,7 @@ def gtg_shapley(n: int, utility: Utility, *, permutations: int = 0, tolerance: f
         rng: Source of the permutations.
     """
     rng = rng or np.random.default_rng(0)
-    full, empty = frozenset(range(n)), frozenset()
+    full, empty = frozenset(range(n)), frozenset[int]()
     if n == 0:
         return np.zeros(0)
     u_full, u_empty = utility(full), utility(empty)

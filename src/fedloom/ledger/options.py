@@ -13,8 +13,8 @@ __all__ = ["LedgerOptions"]
 class LedgerOptions:
     """``[ledger]``: a signed, hash-chained round ledger (``ledger.jsonl``) and contribution scores."""
 
-    ledger: bool = option(True, "Write a signed, tamper-evident round ledger (ledger.jsonl) in the run directory; "
-                          "check it with `fedloom audit verify RUN_DIR`.")
+    write_ledger: bool = option(True, "Write a signed, tamper-evident round ledger (ledger.jsonl) in the run "
+                                "directory; check it with `fedloom audit verify RUN_DIR`.", flag="--ledger")
     ledger_key: str = option("", "Ed25519 private key (PEM) that signs the ledger (default: ledger.key of the "
                              "server's credentials; in simulation a key made for the run, saved in the run directory).")
     contributions: bool = option(False, "Score each client's contribution (leave-one-out and GTG-Shapley) on the "

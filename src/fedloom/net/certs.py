@@ -25,8 +25,9 @@ server that requires client certificates.
 Example:
     >>> import tempfile
     >>> out = create_credentials(tempfile.mkdtemp(), clients=["a"], hosts=["localhost"])
-    >>> sorted(p.name for p in out.iterdir())
-    ['admin', 'admin.sha256', 'ca.key', 'ca.pem', 'clients', 'ledger.key', 'ledger.pub', 'server.key', 'server.pem', 'tokens.json']
+    >>> sorted(p.name for p in out.iterdir())  # doctest: +NORMALIZE_WHITESPACE
+    ['admin', 'admin.sha256', 'ca.key', 'ca.pem', 'clients', 'ledger.key', 'ledger.pub', 'server.key',
+     'server.pem', 'tokens.json']
 """
 
 from __future__ import annotations
