@@ -446,6 +446,48 @@ def audit_cmd() -> None:
     """Check a finished run: its signed round ledger and what its privacy protections withstand."""
 
 
+@audit_cmd.command("verify")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--public-key", default=None, type=click.Path(dir_okay=False),
+              help="The ledger's public key (default: RUN_DIR/ledger.pub; use the ledger.pub distributed with the CA).")
+@click.option("--model", default=None, type=click.Path(dir_okay=False),
+              help="The final model to check (default: RUN_DIR/model.safetensors).")
+def audit_verify_cmd(run_dir: str, public_key: str | None, model: str | None) -> None:
+    """Check the round ledger: hash chain, signatures, Merkle roots and the final model's hash."""
+    from fedloom.ledger.chain import LedgerError, verify_ledger
+
+    try:
+        report = verify_ledger(run_dir, public_key=public_key, model=model)
+    except LedgerError as exc:
+        click.echo(f"FAILED: {exc}", err=True)
+        sys.exit(1)
+    model_note = "and the final model matches the last entry" if report.final_model else "(no final model to check)"
+    click.echo(f"OK: {report.entries} entries (rounds {report.rounds[0]}-{report.rounds[-1]}) signed by key "
+               f"{report.key_id}, chain intact, {model_note}")
+
+
+@audit_cmd.command("prove")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--client", "client", required=True, help="The client's id (its name in deployment).")
+@click.option("--round", "rnd", required=True, type=int, help="The round.")
+@click.option("--public-key", default=None, type=click.Path(dir_okay=False),
+              help="The ledger's public key (default: RUN_DIR/ledger.pub).")
+def audit_prove_cmd(run_dir: str, client: str, rnd: int, public_key: str | None) -> None:
+    """Print and check the Merkle inclusion proof of a client's update in a round."""
+    from fedloom.ledger.audit import prove
+    from fedloom.ledger.chain import LedgerError
+
+    try:
+        proof = prove(run_dir, client, rnd, public_key=public_key)
+    except LedgerError as exc:
+        click.echo(f"FAILED: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(proof, indent=1))
+    if not proof["verified"]:
+        click.echo("FAILED: the proof does not lead to the signed root", err=True)
+        sys.exit(1)
+
+
 for _command in cli.commands.values():  # -v after the command too: fedloom run -v
     _command.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, is_eager=True,
                                         callback=_set_verbose, help="Log more detail."))

@@ -382,6 +382,8 @@ def assemble_loop(
     checkpoint_path: str | Path | None = None,
     round_timeout: float | None = None,
     client_states: ClientStateStore | None = None,
+    ledger_keys: str | None = None,
+    receipts: bool = False,
 ) -> FederatedLoop:
     """The round loop of a built experiment over any pool (in-process, Ray, gRPC).
 
@@ -389,10 +391,17 @@ def assemble_loop(
     epsilon observer (first, so stores and progress bars see ``epsilon``), the update codec and the
     bound on the global model's change per round. ``client_states``: the simulated clients' state,
     checkpointed with the server state (a deployment leaves it out: its clients keep their own).
+    The round ledger goes next to the checkpoint (``ledger_keys``: the folder holding the server's
+    ``ledger.key``; ``receipts``: send each client its signed receipt, see :mod:`fedloom.ledger`).
     """
+    from fedloom.app.accountability import ledger_parts
+
     cfg = sim.config
-    # privacy: epsilon first, so stores see it; yours (``observers``) after the caller's
-    observers = [*privacy.privacy_observers(cfg), *observers, *usercode.user_observers(cfg)]
+    run_dir = Path(checkpoint_path).parent if checkpoint_path is not None else None
+    pool, accountability = ledger_parts(sim, pool, run_dir, evaluate_fn=lambda: central_evaluate_fn(sim),
+                                        key_dir=ledger_keys, receipts=receipts)  # on the transport
+    # privacy: epsilon first, so stores and the ledger see it; yours (``observers``) after the caller's
+    observers = [*privacy.privacy_observers(cfg), *accountability, *observers, *usercode.user_observers(cfg)]
     pool = privacy.wrap_pool(cfg, pool, num_parameters=sim.initial_parameters.num_elements)  # privacy
     return FederatedLoop(
         sim.strategy,

@@ -7,8 +7,8 @@ and a ``--flag`` (the field name with dashes); field names are unique across sec
 also works outside its table, and flat TOML files keep working.
 
 Sections and their TOML tables: ``[data]``, ``[training]``, ``[federation]``, ``[algorithm]``,
-``[scenarios]``, ``[execution]``, ``[privacy]``, ``[communication]``, ``[encryption]``, ``[run]`` and
-``[tracking]``.
+``[scenarios]``, ``[execution]``, ``[privacy]``, ``[communication]``, ``[encryption]``, ``[run]``,
+``[tracking]`` and ``[ledger]``.
 
 Example:
     >>> cfg = RunConfig(dataset="iris", clients=3)
@@ -31,6 +31,7 @@ from fedloom.core.options import option
 from fedloom.data.options import DataOptions
 from fedloom.engine.options import FederationOptions
 from fedloom.errors import ConfigError
+from fedloom.ledger.options import LedgerOptions
 from fedloom.privacy.he.options import HEOptions
 from fedloom.privacy.options import PrivacyOptions
 from fedloom.scenarios.options import ScenarioOptions
@@ -71,6 +72,7 @@ SECTIONS: dict[str, type] = {
     "encryption": HEOptions,
     "run": RunOptions,
     "tracking": TrackingOptions,
+    "ledger": LedgerOptions,
 }
 """Section name (TOML table, attribute of :class:`RunConfig`) -> the dataclass that owns it."""
 
@@ -104,6 +106,7 @@ class RunConfig:
     encryption: HEOptions
     run: RunOptions
     tracking: TrackingOptions
+    ledger: LedgerOptions
 
     def __init__(self, **values: Any) -> None:
         sections: dict[str, Any] = {}

@@ -199,6 +199,10 @@ RULES: list[Rule] = [
          lambda c: c.encryption.he and c.federation.fraction_evaluate <= 0,
          lambda c: ("--he needs federated evaluation (--fraction-evaluate > 0): the server never holds the "
                     "plaintext model, so it cannot evaluate centrally")),
+    Rule("contributions-need-individual-updates",
+         lambda c: c.ledger.contributions and (c.privacy.secagg or c.encryption.he),
+         lambda c: ("--contributions scores each client's update, but under "
+                    f"{'--secagg' if c.privacy.secagg else '--he'} the server never sees one; drop one of them")),
 ]
 """Every cross-feature rule, in the order they are checked."""
 

@@ -261,6 +261,10 @@ class FederatedLoop:
             fit.failures.extend(undecodable)
         fit.results, rejected = validate_results(fit.results, expected)
         fit.failures.extend(rejected)
+        for obs in self.observers:  # observers that keep per-client records (the ledger, contribution scores)
+            seen = getattr(obs, "on_fit_results", None)
+            if seen is not None:
+                seen(rnd, previous, fit.results, fit.failures)
         # Who could have been sampled and who was: the accountant and the summary see the real cohort.
         record = RoundRecord(rnd, {"clients_available": float(len(clients)), "clients_sampled": float(num_fit_tasks)})
         metrics = record.metrics

@@ -9,6 +9,8 @@ certificates). ``fedloom certs --out DIR --clients a,b --hosts localhost,127.0.0
     DIR/clients/<name>/client.pem  client.key  token  ca.pem    what you hand to client <name>
     DIR/admin.sha256                       SHA-256 of the admin token (the server's, for `fedloom status`)
     DIR/admin/token  ca.pem  client.pem  client.key   the operator's: `fedloom status --credentials DIR/admin`
+    DIR/ledger.key  DIR/ledger.pub         the server's Ed25519 key that signs the round ledger; ledger.pub
+                                           is also in every clients/<name>/ (they check their receipts)
 
 A client certificate's common name is the client's identity; so is the name its token maps to.
 The admin token is not a client token (it is in no ``tokens.json``): it opens the read-only status
@@ -23,8 +25,9 @@ server that requires client certificates.
 Example:
     >>> import tempfile
     >>> out = create_credentials(tempfile.mkdtemp(), clients=["a"], hosts=["localhost"])
-    >>> sorted(p.name for p in out.iterdir())
-    ['admin', 'admin.sha256', 'ca.key', 'ca.pem', 'clients', 'server.key', 'server.pem', 'tokens.json']
+    >>> sorted(p.name for p in out.iterdir())  # doctest: +NORMALIZE_WHITESPACE
+    ['admin', 'admin.sha256', 'ca.key', 'ca.pem', 'clients', 'ledger.key', 'ledger.pub', 'server.key',
+     'server.pem', 'tokens.json']
 """
 
 from __future__ import annotations
@@ -155,6 +158,9 @@ def create_credentials(
     _write(out / "server.pem", server_cert.public_bytes(serialization.Encoding.PEM))
     _write(out / "server.key", _pem_key(server_key), secret=True)
 
+    from fedloom.ledger.keys import PUB_FILE, public_pem, write_key_pair
+
+    ledger_pub = public_pem(write_key_pair(out))  # signs the round ledger and the clients' receipts
     hashes_by_name: dict[str, str] = {}
     for name in clients:
         key = _key()
@@ -166,6 +172,7 @@ def create_credentials(
         _write(cdir / "client.key", _pem_key(key), secret=True)
         _write(cdir / "token", token.encode(), secret=True)
         _write(cdir / "ca.pem", ca_pem)
+        _write(cdir / PUB_FILE, ledger_pub)
     _write(out / "tokens.json", json.dumps(hashes_by_name, indent=2).encode())
     _write_admin(out, ca_name, ca_key, ca_pem, days=days)
     return out

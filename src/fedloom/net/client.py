@@ -137,6 +137,8 @@ class ClientRuntime:
         max_message_bytes: Largest task payload accepted.
         chunk_bytes: Data frame size for results.
         server_name_override: TLS name to verify instead of the host in ``server`` (testing, tunnels).
+        receipts: A :class:`~fedloom.ledger.receipts.ReceiptBook`: the ledger receipt that comes with a
+            task is checked and stored, and each update sent is remembered for the next receipt.
     """
 
     def __init__(
@@ -157,8 +159,10 @@ class ClientRuntime:
         chunk_bytes: int = 2 << 20,
         server_name_override: str | None = None,
         seed: int | None = None,
+        receipts: Any = None,
     ) -> None:
         self.client = client
+        self.receipts = receipts  # a fedloom.ledger.receipts.ReceiptBook: checks and keeps the ledger's receipts
         self.server = server
         self.credentials = credentials
         self.metadata: list[tuple[str, str]] = []
@@ -319,9 +323,14 @@ class ClientRuntime:
         start = time.perf_counter()
         log.info("%s round %s started", "fit" if isinstance(ins, FitIns) else "evaluate", ins.config.get("round", "?"))
         if isinstance(ins, FitIns):
+            receipt = ins.extras.pop("ledger_receipt", None)  # the ledger's, for this client's last update
+            if receipt is not None and self.receipts is not None:
+                self.receipts.receive(receipt)
             res: Any = self.client.fit_task(ins)
             if not isinstance(res, FitRes):
                 raise ValidationError(f"fit must return FitRes, got {type(res).__name__}")
+            if self.receipts is not None:
+                self.receipts.record_sent(ins.config, res)
             what = "fit"
         elif isinstance(ins, EvaluateIns):
             res = self.client.evaluate(ins.parameters, ins.config)

@@ -26,6 +26,7 @@ from fedloom.core.parameters import Parameters
 from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes
 from fedloom.engine import FederatedLoop, RoundRecord, RunResult, task_seed
 from fedloom.errors import ConfigError, RoundFailedError
+from fedloom.ledger.receipts import receipt_book
 from fedloom.net.auth import Authenticator, Revocations
 from fedloom.net.certs import ADMIN_HASH_FILE, CRL_NAME, issued_client_certificates
 from fedloom.net.client import ClientRuntime, channel_credentials, no_credentials_message
@@ -184,7 +185,7 @@ def run_server(
     # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked;
     # the log line first: it follows the checkpoint at once, as people (and tests) watching the log expect
     loop = assemble_loop(sim, pool, observers=[_LogRound(), recorder, store, board, *trackers], checkpoint_path=ckpt,
-                         round_timeout=scfg.round_deadline_s)
+                         round_timeout=scfg.round_deadline_s, ledger_keys=scfg.credentials or None, receipts=True)
     recorder.loop = loop
     start = time.perf_counter()
     try:
@@ -459,6 +460,7 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
         give_up_after_s=ccfg.give_up_after_s, connect_timeout_s=ccfg.connect_timeout_s,
         max_message_bytes=ccfg.max_message_bytes,
         chunk_bytes=ccfg.chunk_kb * 1024,
+        receipts=receipt_book(cred_dir, name),  # checks the ledger's receipts against cred_dir/ledger.pub
     )
     if isinstance(client, ModelCheck):
         client.on_error = runtime.stop

@@ -112,7 +112,9 @@ def execute_run(cfg: RunConfig) -> tuple[dict[str, Any], Path]:
     finally:
         bar.close()
     wall = time.perf_counter() - start
-    extra = privacy_summary(cfg, result)
+    from fedloom.ledger.contributions import contributions_summary
+
+    extra = {**privacy_summary(cfg, result), **contributions_summary(out)}
     if labels:
         extra = {**extra, **labels}
     summary = finish_run(store, result, cfg.to_dict(), wall, extra=extra, plotter=plotter,
