@@ -101,3 +101,26 @@ def test_a_regression_dataset_with_the_default_partition_says_what_to_use():
 
     with pytest.raises(ConfigError, match="partition 'dirichlet' needs class labels; use iid or quantity"):
         build_simulation(RunConfig(dataset="diabetes", clients=3, progress=False))
+
+
+def test_string_metrics_and_the_initial_evaluation_reach_the_run_directory(tmp_path):
+    """Issue 20: a user's string metrics are kept in metrics.sqlite and summary.json; round 0 is in the summary."""
+    import json
+
+    from fedloom.core.parameters import Parameters
+    from fedloom.core.strategy import ServerState
+    from fedloom.engine.loop import RoundRecord, RunResult
+    from fedloom.runs.store import RunStore, read_history
+
+    store = RunStore(tmp_path / "run")
+    records = [RoundRecord(r, {"accuracy": 0.5 + r / 10}, {"worst_class": f"class {r}"}) for r in (1, 2)]
+    for record in records:
+        store.on_round_end(record, ServerState(Parameters()))
+    assert read_history(store.path) == [{"round": 1, "accuracy": 0.6}, {"round": 2, "accuracy": 0.7}]
+    assert [h["worst_class"] for h in read_history(store.path, text=True)] == ["class 1", "class 2"]
+    initial = RoundRecord(0, {"accuracy": 0.1}, {"worst_class": "class 0"})
+    result = RunResult(state=ServerState(Parameters()), history=records, initial=initial)
+    store.write_summary(result, {}, 1.0)
+    summary = json.loads((store.path / "summary.json").read_text())
+    assert summary["initial"] == {"round": 0, "accuracy": 0.1, "worst_class": "class 0"}
+    assert [h["worst_class"] for h in summary["history"]] == ["class 1", "class 2"]

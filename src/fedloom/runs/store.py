@@ -3,11 +3,13 @@
 Layout of ``runs/<name>/``::
 
     config.toml          the resolved configuration (re-runnable with --config)
-    metrics.sqlite       table rounds(round, name, value): every metric of every round; a deployed
-                         server's also participation(round, client, task, status, reason)
+    metrics.sqlite       table rounds(round, name, value): every numeric metric of every round;
+                         texts(round, name, value): string metrics (e.g. a user evaluation's);
+                         a deployed server's also participation(round, client, task, status, reason)
     summary.json         {"status": "completed" | "failed", "final": {...}, "history": [...],
                          "config": {...}, "wall_s": ...} (+ "error" when failed, "participation"
-                         of a deployed server, "labels" of a classification run)
+                         of a deployed server, "labels" of a classification run, "initial": the
+                         initial model's central evaluation, round 0)
     labels.json          class index -> label name (and client -> group of --group-column), if any
     model.safetensors    the final global model
     checkpoint.safetensors  server state after the last completed round (for --resume)
@@ -63,6 +65,8 @@ class RunStore:
         with sqlite3.connect(self.db_path) as db:
             db.execute("CREATE TABLE IF NOT EXISTS rounds (round INTEGER, name TEXT, value REAL, "
                        "PRIMARY KEY (round, name))")
+            db.execute("CREATE TABLE IF NOT EXISTS texts (round INTEGER, name TEXT, value TEXT, "
+                       "PRIMARY KEY (round, name))")
             db.execute("CREATE TABLE IF NOT EXISTS participation (round INTEGER, client TEXT, task TEXT, "
                        "status TEXT, reason TEXT, PRIMARY KEY (round, client, task))")
 
@@ -79,6 +83,8 @@ class RunStore:
                 "INSERT OR REPLACE INTO rounds (round, name, value) VALUES (?, ?, ?)",
                 [(record.round, k, float(v)) for k, v in record.metrics.items()],
             )
+            db.executemany("INSERT OR REPLACE INTO texts (round, name, value) VALUES (?, ?, ?)",
+                           [(record.round, k, str(v)) for k, v in record.text.items()])
 
     def write_participation(self, records: Sequence[Participation]) -> None:
         """Record task outcomes (a later attempt of the same round replaces an earlier one)."""
@@ -141,6 +147,8 @@ class RunStore:
         }
         if result.stopped_early:
             summary["stopped_early"] = result.stopped_early
+        if result.initial is not None:  # round 0: the initial model, evaluated centrally
+            summary["initial"] = result.initial.as_dict()
         summary.update(extra or {})
         atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
         return summary
@@ -163,10 +171,20 @@ def _final_of_rows(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     return {}
 
 
-def read_history(path: str | Path) -> list[dict[str, float]]:
-    """Rows ``{"round": r, metric: value, ...}`` from a run's ``metrics.sqlite``."""
-    rows: dict[int, dict[str, float]] = {}
+def read_history(path: str | Path, *, text: bool = False) -> list[dict[str, Any]]:
+    """Rows ``{"round": r, metric: value, ...}`` from a run's ``metrics.sqlite``.
+
+    Args:
+        path: The run directory.
+        text: Also the string-valued metrics (a user's evaluation may report e.g. a class name);
+            off by default, so every value is a number.
+    """
+    rows: dict[int, dict[str, Any]] = {}
     with sqlite3.connect(Path(path) / "metrics.sqlite") as db:
         for rnd, name, value in db.execute("SELECT round, name, value FROM rounds ORDER BY round"):
             rows.setdefault(rnd, {"round": rnd})[name] = value
+        has_texts = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'texts'").fetchone()
+        if text and has_texts:
+            for rnd, name, value in db.execute("SELECT round, name, value FROM texts ORDER BY round"):
+                rows.setdefault(rnd, {"round": rnd})[name] = value
     return [rows[r] for r in sorted(rows)]
