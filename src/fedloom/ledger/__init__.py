@@ -7,3 +7,5 @@ blockchain. Modules: :mod:`~fedloom.ledger.hashing` (digests), :mod:`~fedloom.le
 (the round observer and the pool wrapper that hashes what the server receives),
 :mod:`~fedloom.ledger.receipts` and :mod:`~fedloom.ledger.contributions`.
 """
+
+__all__: list[str] = []  # the modules are the API: import from fedloom.ledger.<module>

@@ -45,8 +45,10 @@ def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     if not overwrite:
         raise ConfigError(f"{out} already holds a run ({', '.join(present)}): pass --resume to continue it, "
                           "--overwrite to replace it, or choose another --out")
-    ours = set(RUN_FILES) | {"labels.json", "report.html"}
-    strangers = [p.name for p in out.iterdir() if p.name not in ours and p.suffix not in (".png", ".tmp")]
+    ours = set(RUN_FILES) | {"labels.json", "report.html", "history.json", "contributions.json",
+                             "ledger.jsonl", "ledger.pub", "ledger.key"}  # the ledger's, if the run wrote one
+    strangers = [p.name for p in out.iterdir() if p.name not in ours and p.suffix not in (".png", ".tmp")
+                 and not p.name.startswith(("audit_", "ledger.jsonl."))]
     if strangers:
         raise ConfigError(f"--overwrite: {out} also holds files that are not a run's ({strangers[:5]}); "
                           "refusing to delete it: choose another --out")
