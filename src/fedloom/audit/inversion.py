@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedloom.audit.threads import one_thread
 from fedloom.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -149,14 +150,17 @@ def invert_gradients(
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, features, generator=gen).requires_grad_(True)
     loss_fn = torch.nn.CrossEntropyLoss()
-    goal_norm = torch.sqrt(sum((g * g).sum() for g in goal))
+    def total(terms: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(list(terms)).sum()
+
+    goal_norm = torch.sqrt(total([(g * g).sum() for g in goal]))
 
     def matching() -> torch.Tensor:
         grads = torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True)
         if method == "dlg":
-            return sum(((g - t) ** 2).sum() for g, t in zip(grads, goal, strict=True))
-        dot = sum((g * t).sum() for g, t in zip(grads, goal, strict=True))
-        norm = torch.sqrt(sum((g * g).sum() for g in grads))
+            return total([((g - t) ** 2).sum() for g, t in zip(grads, goal, strict=True)])
+        dot = total([(g * t).sum() for g, t in zip(grads, goal, strict=True)])
+        norm = torch.sqrt(total([(g * g).sum() for g in grads]))
         return 1 - dot / (norm * goal_norm + 1e-12) + tv * _total_variation(x, image_shape)
 
     last = torch.zeros(())
@@ -224,5 +228,6 @@ def attack_update(
         return closed_form_linear(grads[first], grads[bias], grads[last])
     load_parameters(model, params)
     order = [n for n, _ in model.named_parameters()]
-    return invert_gradients(model, [grads[n] for n in order], batch_size=batch_size, method=method,
-                            iterations=iterations, image_shape=image_shape, seed=seed)
+    with one_thread():
+        return invert_gradients(model, [grads[n] for n in order], batch_size=batch_size, method=method,
+                                iterations=iterations, image_shape=image_shape, seed=seed)

@@ -104,6 +104,7 @@ def observe(
             from fedloom.compression.registry import CODECS
 
             codec = CODECS.get(protection)(topk_fraction=topk_fraction)
+            assert codec is not None  # "none" is the only codec name that builds nothing
             rng = np.random.default_rng(seed)
             payload = codec.encode(parameters.unflatten(update), rng=rng)
             update = codec.decode(payload, parameters.spec()).flatten()

@@ -50,7 +50,11 @@ def ssim(original: np.ndarray, reconstruction: np.ndarray, shape: tuple[int, int
 
     def box(x: np.ndarray) -> np.ndarray:
         p = np.pad(x, 1, mode="reflect")
-        return sum(p[i:i + x.shape[0], j:j + x.shape[1]] for i in range(3) for j in range(3)) / 9.0
+        total = np.zeros_like(x)
+        for i in range(3):
+            for j in range(3):
+                total += p[i:i + x.shape[0], j:j + x.shape[1]]
+        return total / 9.0
 
     mu_a, mu_b = box(a), box(b)
     var_a, var_b = box(a * a) - mu_a ** 2, box(b * b) - mu_b ** 2

@@ -18,6 +18,7 @@ from fedloom.audit.inversion import Reconstruction, attack_update
 from fedloom.audit.membership import Predict, Roc, lira_scores, loss_scores, roc, train_shadows
 from fedloom.audit.protections import PROTECTIONS, observe
 from fedloom.audit.quality import label_recovery, mse, psnr, ssim
+from fedloom.audit.threads import one_thread
 from fedloom.core.parameters import Parameters
 from fedloom.errors import ConfigError
 
@@ -76,30 +77,44 @@ def inversion_suite(
     originals = np.stack([np.asarray(x, np.float64).ravel() for x, _ in targets])
     labels = np.array([int(y) for _, y in targets])
     out = InversionResult(originals=originals, labels=labels)
-    shape2d = image_shape[-2:] if image_shape else None
-    for protection in protections:
-        rows, found, stats = [], [], {"psnr": [], "ssim": [], "mse": [], "psnr_any": []}
-        for t, (x, y) in enumerate(targets):
-            mates = [others[(t * (cohort - 1) + j) % len(others)] for j in range(cohort - 1)] if others else []
-            members = [(x, y), *mates] if protection in ("secagg", "central_dp") else [(x, y)]
-            data = [(np.asarray(a, np.float32).reshape(1, -1), np.array([int(b)], np.int64)) for a, b in members]
-            obs = observe(protection, model_fn=model_fn, parameters=parameters, cohort=data, lr=lr,
-                          noise_multiplier=noise_multiplier, clip=clip, topk_fraction=topk_fraction, seed=seed + t)
-            rec = _attack(model_fn, parameters, obs.update, method, lr, image_shape, iterations, seed + t, features)
-            guess = rec.inputs[0]
-            rows.append(guess)
-            found.append(int(rec.labels[0]))
-            original = originals[t]
-            stats["mse"].append(mse(original, guess))
-            if image_shape is not None:
-                stats["psnr"].append(psnr(original, guess))
-                stats["ssim"].append(ssim(original, guess, shape2d))
-                stats["psnr_any"].append(max(psnr(np.ravel(a), guess) for a, _ in members))
-        out.reconstructions[protection] = np.stack(rows)
-        summary = {k: float(np.mean(v)) for k, v in stats.items() if v}
-        summary["label_recovery"] = label_recovery(labels, np.array(found))
-        out.metrics[protection] = summary
+    shape2d = (image_shape[1], image_shape[2]) if image_shape else None
+    with one_thread():
+        for protection in protections:
+            _one_protection(out, protection, model_fn, parameters, targets, others, cohort, lr, noise_multiplier, clip,
+                            topk_fraction, method, iterations, image_shape, shape2d, seed, features)
     return out
+
+
+def _one_protection(out: InversionResult, protection: str, model_fn: Callable[[], nn.Module], parameters: Parameters,
+                    targets: Sequence[tuple[np.ndarray, int]], others: Sequence[tuple[np.ndarray, int]], cohort: int,
+                    lr: float, noise_multiplier: float, clip: float, topk_fraction: float, method: str,
+                    iterations: int, image_shape: tuple[int, int, int] | None, shape2d: tuple[int, int] | None,
+                    seed: int, features: int) -> None:
+    """Attack every target under ``protection``; store rows and mean quality in ``out``."""
+    originals, labels = out.originals, out.labels
+    rows: list[np.ndarray] = []
+    found: list[int] = []
+    stats: dict[str, list[float]] = {"psnr": [], "ssim": [], "mse": [], "psnr_any": []}
+    for t, (x, y) in enumerate(targets):
+        mates = [others[(t * (cohort - 1) + j) % len(others)] for j in range(cohort - 1)] if others else []
+        members = [(x, y), *mates] if protection in ("secagg", "central_dp") else [(x, y)]
+        data = [(np.asarray(a, np.float32).reshape(1, -1), np.array([int(b)], np.int64)) for a, b in members]
+        obs = observe(protection, model_fn=model_fn, parameters=parameters, cohort=data, lr=lr,
+                      noise_multiplier=noise_multiplier, clip=clip, topk_fraction=topk_fraction, seed=seed + t)
+        rec = _attack(model_fn, parameters, obs.update, method, lr, image_shape, iterations, seed + t, features)
+        guess = rec.inputs[0]
+        rows.append(guess)
+        found.append(int(rec.labels[0]))
+        original = originals[t]
+        stats["mse"].append(mse(original, guess))
+        if image_shape is not None:
+            stats["psnr"].append(psnr(original, guess))
+            stats["ssim"].append(ssim(original, guess, shape2d))
+            stats["psnr_any"].append(max(psnr(np.ravel(a), guess) for a, _ in members))
+    out.reconstructions[protection] = np.stack(rows)
+    summary = {k: float(np.mean(v)) for k, v in stats.items() if v}
+    summary["label_recovery"] = label_recovery(labels, np.array(found))
+    out.metrics[protection] = summary
 
 
 def train_model(model_fn: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray, *, epochs: int = 20,
@@ -113,13 +128,14 @@ def train_model(model_fn: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray,
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
     gen = torch.Generator().manual_seed(seed)
     loss_fn = torch.nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        order = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), batch_size):
-            idx = order[i:i + batch_size]
-            opt.zero_grad()
-            loss_fn(model(xt[idx]), yt[idx]).backward()
-            opt.step()
+    with one_thread():
+        for _ in range(epochs):
+            order = torch.randperm(len(xt), generator=gen)
+            for i in range(0, len(xt), batch_size):
+                idx = order[i:i + batch_size]
+                opt.zero_grad()
+                loss_fn(model(xt[idx]), yt[idx]).backward()
+                opt.step()
     return model
 
 
@@ -128,7 +144,7 @@ def predictor(model: nn.Module) -> Predict:
     import torch
 
     def predict(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             return torch.softmax(model(torch.as_tensor(x, dtype=torch.float32)), dim=1).numpy().astype(np.float64)
 
     return predict

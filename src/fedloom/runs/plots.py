@@ -121,7 +121,8 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:32
 
 def _audit_section(out_dir: Path) -> str:
     """The privacy audit's pictures and numbers (``fedloom audit privacy``), when the run has them."""
-    parts = [f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">' for p in sorted(out_dir.glob("audit_*.png"))]
+    parts = [f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
+             for p in sorted(out_dir.glob("audit_*.png"))]
     parts += [f"<pre>{html.escape(p.read_text())}</pre>" for p in sorted(out_dir.glob("audit_*.json"))]
     return f"<h2>Privacy audit</h2>{''.join(parts)}" if parts else ""
 
