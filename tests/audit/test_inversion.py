@@ -93,3 +93,13 @@ def test_labels_from_the_last_bias_and_label_recovery_as_multisets():
     assert infer_labels(np.array([0.1, -0.4, 0.2, -0.3]), 2).tolist() == [1, 3]
     assert infer_labels(np.array([0.1, -0.4, 0.2]), 3).tolist() == [1, 1, 1]
     assert label_recovery(np.array([1, 1, 2]), np.array([2, 1, 0])) == pytest.approx(2 / 3)
+
+
+def test_dlg_matches_the_gradient_of_a_linear_model(digits):
+    torch.manual_seed(0)
+    model_fn = _model_fn("linear")
+    params = module_parameters(model_fn())
+    obs = observe("none", model_fn=model_fn, parameters=params, cohort=_cohort(digits, 7, 1), lr=0.1)
+    rec = attack_update(model_fn(), dict(params.items()), obs.update, method="dlg", lr=0.1, iterations=100)
+    assert rec.labels[0] == digits.y_train[7]
+    assert psnr(digits.x_train[7], rec.inputs[0]) > 30
