@@ -488,6 +488,31 @@ def audit_prove_cmd(run_dir: str, client: str, rnd: int, public_key: str | None)
         sys.exit(1)
 
 
+@audit_cmd.command("privacy")
+@click.option("--attack", required=True, type=click.Choice(["inversion", "membership", "canaries"]),
+              help="inversion: reconstruct training examples from updates under each protection; membership: "
+                   "loss-threshold (and LiRA) attack on the final model; canaries: one-run epsilon lower bound "
+                   "of the run's central DP.")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--examples", default=6, show_default=True, help="inversion: examples to attack.")
+@click.option("--method", default="auto", show_default=True,
+              type=click.Choice(["auto", "closed_form", "ig", "dlg"]),
+              help="inversion: closed form (fully connected first layer), Inverting Gradients or DLG.")
+@click.option("--iterations", default=200, show_default=True, help="inversion: optimizer steps of ig/dlg.")
+@click.option("--shadows", default=0, show_default=True, help="membership: LiRA shadow models (0: loss attack only).")
+@click.option("--canaries", default=1000, show_default=True, help="canaries: number of canary clients.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the attack's choices (not of any DP noise).")
+def audit_privacy_cmd(attack: str, run_dir: str, examples: int, method: str, iterations: int, shadows: int,
+                      canaries: int, seed: int) -> None:
+    """Attack the run in RUN_DIR; write audit_<attack>.json/.png there and add them to report.html."""
+    from fedloom.runs.privacy_audit import audit_run
+
+    out = audit_run(run_dir, attack, examples=examples, method=method, iterations=iterations, shadows=shadows,
+                    canaries=canaries, seed=seed)
+    click.echo(json.dumps({k: v for k, v in out.items() if k != "labels"}, indent=1, default=float))
+    click.echo(f"wrote {Path(run_dir) / f'audit_{attack}.json'} and audit_{attack}.png")
+
+
 for _command in cli.commands.values():  # -v after the command too: fedloom run -v
     _command.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, is_eager=True,
                                         callback=_set_verbose, help="Log more detail."))

@@ -115,12 +115,20 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:32
 <h1>fedloom run</h1>{failed}
 <h2>Final</h2><pre>{html.escape(json.dumps(summary.get("final", {}), indent=2))}</pre>
 <h2>Plots</h2>{imgs}
-<h2>Rounds</h2><table><tr><th>round</th>{head}</tr>{rows}</table>
+{_audit_section(out_dir)}<h2>Rounds</h2><table><tr><th>round</th>{head}</tr>{rows}</table>
 <h2>Config</h2><pre>{html.escape(json.dumps(summary.get("config", {}), indent=2))}</pre>
 """
     path = out_dir / "report.html"
     path.write_text(page)
     return path
+
+
+def _audit_section(out_dir: Path) -> str:
+    """The privacy audit's pictures and numbers (``fedloom audit privacy``), when the run has them."""
+    parts = [f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
+             for p in sorted(out_dir.glob("audit_*.png"))]
+    parts += [f"<pre>{html.escape(p.read_text())}</pre>" for p in sorted(out_dir.glob("audit_*.json"))]
+    return f"<h2>Privacy audit</h2>{''.join(parts)}" if parts else ""
 
 
 def _fmt(value: Any) -> str:
