@@ -80,3 +80,15 @@ def test_gtg_shapley_matches_exact_shapley_on_four_clients(seed: int):
     assert np.sum(exact) == pytest.approx(game(frozenset(range(4))) - game(frozenset()))  # efficiency
     assert np.max(np.abs(approx - exact)) <= TOLERANCE * np.max(np.abs(exact)), (exact, approx)
     assert np.argmin(approx) == np.argmin(exact) == 3
+
+
+def test_the_html_report_shows_the_contribution_scores_best_first(tmp_path):
+    from fedloom.runs.plots import write_html_report
+
+    summary = {"history": [], "contributions": {
+        "metric": "-loss", "method": "leave-one-out and GTG-Shapley", "evaluations": 12, "seconds": 0.5,
+        "leave_one_out": {"a": 0.1, "b": -0.2}, "shapley": {"a": 0.3, "b": -0.1}, "ranking": ["a", "b"]}}
+    page = write_html_report(summary, [], tmp_path).read_text()
+    assert "<h2>Contributions</h2>" in page
+    assert page.index("<td>a</td><td>0.3</td><td>0.1</td>") < page.index("<td>b</td><td>-0.1</td><td>-0.2</td>")
+    assert "<h2>Contributions</h2>" not in write_html_report({"history": []}, [], tmp_path).read_text()

@@ -233,11 +233,12 @@ def _write_run(cfg: RunConfig, store: RunStore, result: RunResult, *, extra: dic
 
     from fedloom.app.privacy import privacy_summary
     from fedloom.core.atomic import atomic_write, atomic_write_text
+    from fedloom.ledger.contributions import contributions_summary
     from fedloom.runs.runner import finish_run
 
     out = store.path
     atomic_write_text(out / "history.json", json.dumps([h.as_dict() for h in result.history], indent=1))
-    extra = {**privacy_summary(cfg, result), **extra,
+    extra = {**privacy_summary(cfg, result), **contributions_summary(out), **extra,
              "participation": store.read_participation(rounds=len(result.history))}
     if result.parameters.names:
         finish_run(store, result, cfg.to_dict(), wall_s, extra=extra, trackers=trackers)

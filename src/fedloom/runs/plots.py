@@ -115,12 +115,27 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:32
 <h1>fedloom run</h1>{failed}
 <h2>Final</h2><pre>{html.escape(json.dumps(summary.get("final", {}), indent=2))}</pre>
 <h2>Plots</h2>{imgs}
-{_audit_section(out_dir)}<h2>Rounds</h2><table><tr><th>round</th>{head}</tr>{rows}</table>
+{_contributions_section(summary)}{_audit_section(out_dir)}<h2>Rounds</h2><table><tr><th>round</th>{head}</tr>{rows}</table>
 <h2>Config</h2><pre>{html.escape(json.dumps(summary.get("config", {}), indent=2))}</pre>
 """
     path = out_dir / "report.html"
     path.write_text(page)
     return path
+
+
+def _contributions_section(summary: dict[str, Any]) -> str:
+    """Per-client contribution scores (``--contributions``): a table, best first, when the run has them."""
+    scores = summary.get("contributions")
+    if not isinstance(scores, dict) or not scores.get("shapley"):
+        return ""
+    loo, shapley = scores.get("leave_one_out", {}), scores["shapley"]
+    order = scores.get("ranking") or sorted(shapley, key=lambda c: -shapley[c])
+    rows = "".join(f"<tr><td>{html.escape(str(c))}</td><td>{_fmt(shapley.get(c))}</td><td>{_fmt(loo.get(c))}</td></tr>"
+                   for c in order)
+    note = (f"utility {html.escape(str(scores.get('metric', '')))}; {html.escape(str(scores.get('method', '')))}; "
+            f"{scores.get('evaluations', '?')} evaluations, {_fmt(scores.get('seconds'))} s")
+    return (f"<h2>Contributions</h2><p>{note}</p><table><tr><th>client</th><th>GTG-Shapley</th>"
+            f"<th>leave-one-out</th></tr>{rows}</table>")
 
 
 def _audit_section(out_dir: Path) -> str:
