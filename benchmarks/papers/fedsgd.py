@@ -31,7 +31,11 @@ PARTITIONS = ["iid", "shards"]
 LR = {"FedSGD": 0.5, "FedAvg": 0.1}
 """Client learning rates (the paper tuned each setting over a grid; we did not: see RESULTS.md)."""
 TARGETS = {"iid": 0.90, "shards": 0.85}
-"""Target test accuracy per partition (the paper: 97% for the 2NN on the full 60k MNIST)."""
+"""Target test accuracy per partition, set before the runs (the paper: 97% for the 2NN on the full 60k MNIST).
+Runs stop when they reach it."""
+LOWER_TARGETS = {"iid": 0.85, "shards": 0.75}
+"""Second, lower targets read off the same curves, chosen *after* seeing them: the pre-set targets turned
+out to sit on the plateau the 40-example clients reach (see RESULTS.md)."""
 
 
 def dataset_file() -> Path:
@@ -112,10 +116,9 @@ def table(results: dict) -> str:
     """Rounds to target (median over seeds), speed-up over FedSGD, beside the paper's. Runs stop at the
     target, so "best accuracy" is the target's crossing or, for a run that never got there, its best."""
     runs = results["runs"]
-    lines = ["| partition (target) | method | E | B | u = E n/B | rounds to target (per seed) | speed-up vs FedSGD "
+    lines = ["| partition (target) | method | E | B | local steps u | rounds to target (per seed) | speed-up vs FedSGD "
              "| best accuracy | paper: rounds (speed-up) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for partition in PARTITIONS:
-        target = TARGETS[partition]
+    for partition, target in [(p, t[p]) for t in (TARGETS, LOWER_TARGETS) for p in PARTITIONS]:
         base = None
         for method, epochs, batch in SETTINGS:
             sel = [r for k, r in runs.items() if k.startswith(f"{partition}|{method}|{epochs}|{batch}|")]
@@ -134,7 +137,7 @@ def table(results: dict) -> str:
             paper_cell = f"{paper}" + ("" if method == "FedSGD" else f" ({paper_base / paper:.1f}x)")
             per_seed = ", ".join(str(h) if h is not None else f">{cap}" for h in hits)
             final = np.array([max(r["accuracy"]) for r in sel])
-            u = epochs * 40 / batch if batch else epochs
+            u = epochs * -(-40 // batch) if batch else epochs  # local steps: E * ceil(n_k / B), n_k = 40
             lines.append(f"| {partition} ({target:.2f}) | {method} | {epochs} | {batch or 'inf'} | {u:g} | {per_seed} "
                          f"| {speed} | {final.mean():.3f} | {paper_cell} |")
     return "\n".join(lines) + "\n"
