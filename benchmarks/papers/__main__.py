@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=0, help="rounds (0 = the benchmark's default)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default benchmarks/papers/<what>.json)")
-    ap.add_argument("--merge", type=Path, nargs="*", default=[], help="merge these FedProx result files (one per seed process) into fedprox.json first")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[],
+                    help="merge these FedProx result files (one per seed process) into fedprox.json first")
     args = ap.parse_args(argv)
     if args.what == "fedprox":
         from benchmarks.papers import fedprox
