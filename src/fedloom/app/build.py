@@ -287,12 +287,15 @@ def central_evaluate_fn(sim: Simulation) -> CentralEvaluateFn:
 
 def _common_strategy_kwargs(cfg: RunConfig, sim: Simulation, min_fit_results: int) -> dict:
     fed, train = cfg.federation, cfg.training
+    central_dp = cfg.privacy.dp in ("central", "central-adaptive")
     return {
         "fraction_fit": fed.fraction,
         "min_fit_clients": min(fed.min_clients, fed.clients),
         "min_fit_results": min_fit_results,
         "fraction_evaluate": fed.fraction_evaluate,
-        "weighted": fed.weighted,
+        "weighted": fed.weighted and cfg.algorithm.weighting == "examples",
+        # central DP draws its own Poisson cohort; the strategy it wraps keeps the uniform one for its template
+        "sampling": "uniform" if central_dp else cfg.algorithm.sampling or "uniform",
         "fit_config": {"local_epochs": train.local_epochs, "lr": train.lr, "batch_size": train.batch_size},
         "evaluate_fn": configured_evaluate_fn(cfg, sim),
     }

@@ -161,7 +161,8 @@ def wrap_pool(cfg: RunConfig, pool: ClientPool, *, num_parameters: int) -> Clien
         threshold=cfg.privacy.secagg_threshold,
         bits=cfg.privacy.secagg_bits,
         clip=clip,
-        weight_cap=cfg.privacy.secagg_weight_cap if cfg.federation.weighted else 0.0,
+        weight_cap=cfg.privacy.secagg_weight_cap if cfg.federation.weighted and cfg.algorithm.weighting == "examples"
+        else 0.0,
         seed=cfg.run.seed if cfg.privacy.dp_insecure_reproducible_noise else None,  # else a CSPRNG graph
     )
 

@@ -51,7 +51,6 @@ _PRESETS = ("fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold")
 def _central_dp(cfg: RunConfig) -> bool:
     return cfg.privacy.dp in ("central", "central-adaptive")
 
-
 def _plain_mean(cfg: RunConfig) -> bool:
     return _mean(cfg) and cfg.algorithm.clip_update_norm == 0
 
@@ -154,6 +153,20 @@ RULES: list[Rule] = [
                     "central DP would have to release unprotected (today it stays at zero: SCAFFOLD without its "
                     "correction). Use --strategy fedavg, fedprox or fedavgm with central DP, or SCAFFOLD "
                     "without it")),
+    Rule("central-dp-sampling",
+         lambda c: _central_dp(c) and c.algorithm.sampling not in ("", "poisson"),
+         lambda c: (f"--dp {c.privacy.dp} samples each round's cohort by Poisson sampling (each client with "
+                    "probability q = cohort / clients), which its privacy accountant assumes; --sampling "
+                    f"{c.algorithm.sampling} would not be what is accounted. Use --sampling poisson (or leave "
+                    "--sampling unset) with central DP")),
+    Rule("sampling-size-secure-sum",
+         lambda c: c.algorithm.sampling == "size" and (c.privacy.secagg or c.encryption.he),
+         lambda c: (f"--sampling size counts a client drawn twice twice, but under "
+                    f"{'--secagg' if c.privacy.secagg else '--he'} the server only gets the sum of the updates "
+                    "and cannot weight one of them; use --sampling uniform or poisson")),
+    Rule("he-sampling",
+         lambda c: c.encryption.he and c.algorithm.sampling == "poisson",
+         lambda c: "--he samples clients uniformly (HEFedAvg); --sampling poisson is not supported with --he"),
     Rule("server-opt-preset",
          lambda c: bool(c.algorithm.server_opt) and c.algorithm.strategy in _PRESETS,
          lambda c: (f"--strategy {c.algorithm.strategy} brings its own server optimizer; --server-opt "

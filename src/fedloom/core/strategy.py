@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fedloom.core.parameters import Parameters
+from fedloom.core.sampling import sample_uniform
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics, Scalar
 from fedloom.errors import RoundFailedError
 
@@ -85,19 +86,13 @@ def too_few_results(rnd: int, got: int, needed: int, failures: Sequence[Failure]
 def sample_clients(
     rng: np.random.Generator, clients: Sequence[ClientId], fraction: float, min_clients: int
 ) -> list[ClientId]:
-    """Sample ``max(min_clients, ceil(fraction * n))`` distinct clients, in the order given.
+    """Sample ``max(min_clients, ceil(fraction * n))`` distinct clients, in the order given
+    (:func:`fedloom.core.sampling.sample_uniform`; other schemes: :func:`~fedloom.core.sampling.sample_cohort`).
 
     Raises:
         RoundFailedError: fewer than ``min_clients`` clients are available.
     """
-    n = len(clients)
-    if n < min_clients:
-        raise RoundFailedError(f"need at least {min_clients} clients, only {n} available")
-    k = min(n, max(min_clients, math.ceil(fraction * n - 1e-9)))
-    if k == n:
-        return list(clients)
-    chosen = np.sort(rng.choice(n, size=k, replace=False))
-    return [clients[i] for i in chosen]
+    return sample_uniform(rng, clients, fraction, min_clients)
 
 
 def lower_median(values: np.ndarray | Sequence[float]) -> float:

@@ -31,6 +31,7 @@ import numpy as np
 
 from fedloom.core.parameters import Parameters
 from fedloom.core.results import call_evaluate_fn
+from fedloom.core.sampling import SAMPLING_SCHEMES, sample_cohort
 from fedloom.core.server_opt import ServerOpt, apply_step
 from fedloom.core.strategy import (
     DEFAULT_MAX_WEIGHT_RATIO,
@@ -83,7 +84,14 @@ class FedAvg(Strategy):
         fraction_evaluate: Fraction of clients sampled for federated evaluation each evaluated round
             (default 1.0, as in Flower; 0 disables it).
         min_evaluate_clients: Minimum clients for federated evaluation, when enabled.
-        weighted: Weight clients by their number of training examples (``False``: equal weights).
+        weighted: Weight clients by their number of training examples (``False``: equal weights,
+            ``--weighting uniform``).
+        sampling: How the training cohort is drawn (:mod:`fedloom.core.sampling`): ``"uniform"``
+            (``K`` distinct clients, the default), ``"size"`` (``K`` draws with replacement, client
+            ``k`` with probability ``n_k / n``, FedProx's Algorithm 2; needs
+            :attr:`assigned_examples`; a client drawn ``m`` times trains once and its weight is
+            multiplied by ``m``) or ``"poisson"`` (each client with probability ``fraction_fit``;
+            an empty cohort leaves the round's model unchanged).
         aggregator: How updates combine; defaults to :class:`WeightedMean`.
         fit_config: Config sent to every training client (e.g. ``{"local_epochs": 1}``).
         fit_config_fn: Optional ``rnd -> Config`` merged over ``fit_config`` each round (Flower's
@@ -139,6 +147,7 @@ class FedAvg(Strategy):
         max_weight_ratio: float = DEFAULT_MAX_WEIGHT_RATIO,
         max_norm_ratio: float = DEFAULT_MAX_NORM_RATIO,
         assigned_examples: Mapping[ClientId, int] | None = None,
+        sampling: str = "uniform",
     ) -> None:
         if not 0.0 < fraction_fit <= 1.0:
             raise ConfigError(f"fraction_fit must be in (0, 1], got {fraction_fit}")
@@ -150,6 +159,8 @@ class FedAvg(Strategy):
             raise ConfigError(f"max_weight_ratio must be 0 (no cap) or >= 1, got {max_weight_ratio}")
         if not (max_norm_ratio == 0 or max_norm_ratio >= 1):
             raise ConfigError(f"max_norm_ratio must be 0 (no bound) or >= 1, got {max_norm_ratio}")
+        if sampling not in SAMPLING_SCHEMES:
+            raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_SCHEMES)}, got {sampling!r}")
         if server_opt is not None and not isinstance(server_opt, ServerOpt):
             raise ConfigError(f"server_opt must be a ServerOpt (e.g. fedloom.strategies.adam()), got {server_opt!r}")
         self.fraction_fit = fraction_fit
@@ -158,6 +169,8 @@ class FedAvg(Strategy):
         self.fraction_evaluate = fraction_evaluate
         self.min_evaluate_clients = min_evaluate_clients
         self.weighted = weighted
+        self.sampling = sampling
+        self._draws: dict[int, dict[ClientId, int]] = {}  # round -> draws per client (size sampling)
         self.aggregator: Aggregator = aggregator if aggregator is not None else WeightedMean()
         self.fit_config: Config = dict(fit_config or {})
         self.fit_config_fn = fit_config_fn
@@ -175,7 +188,7 @@ class FedAvg(Strategy):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(fraction_fit={self.fraction_fit}, weighted={self.weighted}, "
-            f"aggregator={self.aggregator!r})"
+            f"aggregator={self.aggregator!r}{_sampling_repr(self)})"
         )
 
     def initialize(self, parameters: Parameters, *, seed: int = 0) -> ServerState:
@@ -195,9 +208,25 @@ class FedAvg(Strategy):
     def configure_fit(
         self, state: ServerState, rnd: int, clients: Sequence[ClientId]
     ) -> list[tuple[ClientId, FitIns]]:
-        chosen = sample_clients(state.rng, clients, self.fraction_fit, self.min_fit_clients)
+        chosen = self.sample_fit_clients(state, rnd, clients)
         config = self.round_fit_config(state, rnd)
         return [(cid, FitIns(state.parameters, dict(config))) for cid in chosen]
+
+    def sample_fit_clients(self, state: ServerState, rnd: int, clients: Sequence[ClientId]) -> list[ClientId]:
+        """The round's training cohort by :attr:`sampling` (distinct clients; the number of draws of
+        each, for ``size`` sampling, is kept for :meth:`draws` until the round is aggregated)."""
+        if self.sampling == "uniform":  # exactly the sampler (and RNG use) of earlier releases
+            self._draws.pop(rnd, None)
+            return sample_clients(state.rng, clients, self.fraction_fit, self.min_fit_clients)
+        cohort = sample_cohort(state.rng, clients, scheme=self.sampling, fraction=self.fraction_fit,
+                               min_clients=self.min_fit_clients, sizes=self.assigned_examples)
+        self._draws = {rnd: cohort.multiplicity()}  # only the current round's
+        return cohort.clients
+
+    def draws(self, rnd: int) -> dict[ClientId, int]:
+        """How many times each client sampled in round ``rnd`` was drawn: empty unless ``size`` or
+        ``poisson`` sampling ran for that round (a client not listed was drawn once)."""
+        return dict(self._draws.get(rnd, {}))
 
     def example_counts(self, results: Sequence[tuple[ClientId, FitRes]]) -> np.ndarray:
         """The example counts the server accepts: each claim cut to the client's assigned count when
@@ -216,12 +245,14 @@ class FedAvg(Strategy):
                 counts[i] = min(claimed[i], float(known[cid]))
         return counts
 
-    def client_weights(self, results: Sequence[tuple[ClientId, FitRes]]) -> np.ndarray:
+    def client_weights(self, results: Sequence[tuple[ClientId, FitRes]], rnd: int | None = None) -> np.ndarray:
         """Aggregation weights: the accepted example counts (:meth:`example_counts`), or ones when
-        unweighted."""
-        if self.weighted:
-            return self.example_counts(results)
-        return np.ones(len(results))
+        unweighted; times the number of draws of each client in round ``rnd`` (``size`` sampling)."""
+        weights = self.example_counts(results) if self.weighted else np.ones(len(results))
+        counts = self._draws.get(rnd, {}) if rnd is not None else {}
+        if counts:
+            weights = weights * np.array([float(counts.get(cid, 1)) for cid, _ in results])
+        return weights
 
     def aggregate_fit(
         self,
@@ -230,12 +261,14 @@ class FedAvg(Strategy):
         results: Sequence[tuple[ClientId, FitRes]],
         failures: Sequence[Failure],
     ) -> Metrics:
+        if self.sampling == "poisson" and not results and not failures:
+            return {"fit_clients": 0, "fit_failures": 0}  # an empty Poisson cohort: nothing to aggregate
         if len(results) < self.min_fit_results:
             raise too_few_results(rnd, len(results), self.min_fit_results, failures)
         global_vec = state.parameters.flatten()
         updates, bounded = bound_update_norms(update_rows([r.parameters for _, r in results], global_vec),
                                               self.max_norm_ratio)
-        delta = self.aggregator(updates, self.client_weights(results))
+        delta = self.aggregator(updates, self.client_weights(results, rnd))
         self.apply_update(state, rnd, delta)
         metrics: Metrics = {"fit_clients": len(results), "fit_failures": len(failures)}
         if bounded:
@@ -346,6 +379,10 @@ def bound_update_norms(updates: Sequence[np.ndarray], ratio: float) -> tuple[lis
                 u = (u / peak) * (bound / (norm / peak))
         out.append(u)
     return out, bounded
+
+
+def _sampling_repr(strategy: FedAvg) -> str:
+    return "" if strategy.sampling == "uniform" else f", sampling={strategy.sampling!r}"
 
 
 def update_rows(results: Sequence[Parameters], global_vec: np.ndarray) -> list[np.ndarray]:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from fedloom.core.options import need, option
+from fedloom.core.sampling import SAMPLING_SCHEMES, WEIGHTING_SCHEMES
 from fedloom.errors import ConfigError
 from fedloom.strategies.registry import AGGREGATORS, ROBUST_ALIASES, SERVER_OPTS, STRATEGIES
 
@@ -20,6 +21,15 @@ class StrategyOptions:
     aggregator: str = option("mean", "How client updates combine, for any strategy.", choices=lambda: AGGREGATORS)
     server_opt: str = option("", "Server optimizer composed into fedavg/fedprox/the robust aliases (empty = plain "
                              "averaging; fedavgm/fedadam/... are presets of it).", choices=lambda: SERVER_OPTS)
+    sampling: str = option("", "Client sampling, for every strategy: uniform (K = ceil(fraction * clients) distinct "
+                           "clients), size (K draws with replacement, each client with probability n_k/n: "
+                           "FedProx's Algorithm 2; a client drawn m times trains once and counts m times), "
+                           "poisson (each client with probability fraction). Empty = uniform, or poisson under "
+                           "--dp central (its accountant assumes Poisson sampling).",
+                           choices=lambda: SAMPLING_SCHEMES)
+    weighting: str = option("examples", "How returned models are averaged: examples (weighted by example count) or "
+                            "uniform (the plain mean; with --sampling size, FedProx's Algorithm 2). "
+                            "--no-weighted is the same as uniform.", choices=lambda: WEIGHTING_SCHEMES)
     clip_update_norm: float = option(0.0, "Norm bounding: clip each client update to this L2 norm before "
                                      "aggregating (0 = off).")
     max_weight_ratio: float = option(10.0, "FedAvg family: cap the example count (weight) one client may claim at "
@@ -49,6 +59,10 @@ class StrategyOptions:
         if self.server_opt:
             SERVER_OPTS.get(self.server_opt)
         self.effective_aggregator()
+        need(self.sampling in ("", *SAMPLING_SCHEMES),
+             f"sampling must be one of {', '.join(SAMPLING_SCHEMES)} (or empty), got {self.sampling!r}")
+        need(self.weighting in WEIGHTING_SCHEMES,
+             f"weighting must be one of {', '.join(WEIGHTING_SCHEMES)}, got {self.weighting!r}")
         need(self.clip_update_norm >= 0, f"clip_update_norm must be >= 0 (0 = off), got {self.clip_update_norm}")
         need(self.max_weight_ratio == 0 or self.max_weight_ratio >= 1,
              f"max_weight_ratio must be 0 (no cap) or >= 1, got {self.max_weight_ratio}")
