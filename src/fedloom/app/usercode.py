@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from fedloom.core.client import Client, ClientFn, as_client
 from fedloom.core.parameters import Parameters
 from fedloom.core.registry import call_with_accepted, load_object
-from fedloom.core.results import as_parameters
+from fedloom.core.results import as_parameters, required_positional
 from fedloom.core.types import ClientId
 from fedloom.errors import ConfigError
 
@@ -95,7 +95,7 @@ def user_evaluate_fn(spec: str) -> Callable[..., Any]:
     obj = load_object(spec, "central_eval")
     if not callable(obj):
         raise ConfigError(f"central_eval {spec!r} is a {type(obj).__name__}, not a function")
-    if _required(obj) == 0 and not inspect.isclass(obj):
+    if required_positional(obj) == 0 and not inspect.isclass(obj):
         obj = obj()
         if not callable(obj):
             raise ConfigError(f"central_eval {spec!r} took no argument, so it was called as a factory, and returned "
@@ -115,12 +115,3 @@ def user_observers(cfg: RunConfig) -> list[RoundObserver]:
                               "state) method")
         out.append(obj)
     return out
-
-
-def _required(fn: Callable[..., Any]) -> int:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return -1
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)

@@ -30,7 +30,7 @@ from fedloom.core.types import EvaluateRes, FitRes
 from fedloom.errors import ValidationError
 
 __all__ = ["as_parameters", "as_fit_res", "as_evaluate_res", "as_central_result", "call_evaluate_fn",
-           "EXPECTED_FIT", "EXPECTED_EVALUATE"]
+           "required_positional", "EXPECTED_FIT", "EXPECTED_EVALUATE"]
 
 EXPECTED_FIT = ("FitRes(parameters, num_examples, metrics) or a tuple (parameters, num_examples, metrics), "
                 "where parameters is Parameters, a state_dict or a list of arrays in the global model's order")
@@ -150,7 +150,7 @@ def _loss(value: Any) -> float:
         raise ValidationError(f"central evaluate_fn returned loss {value!r}; expected a number") from None
 
 
-def _positional(fn: Callable[..., Any]) -> int:
+def required_positional(fn: Callable[..., Any]) -> int:
     """How many positional arguments ``fn`` requires (``-1``: unknown)."""
     try:
         params = inspect.signature(fn).parameters.values()
@@ -173,7 +173,7 @@ def call_evaluate_fn(fn: Callable[..., Any], rnd: int, parameters: Parameters) -
         >>> call_evaluate_fn(lambda rnd, params: {"round_seen": rnd}, 3, p).metrics
         {'round_seen': 3}
     """
-    required = _positional(fn)
+    required = required_positional(fn)
     if required >= 3:
         out = fn(rnd, parameters, {})
     elif required == 2:
