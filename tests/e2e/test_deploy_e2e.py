@@ -166,7 +166,9 @@ def resumed(tmp_path_factory, creds):
         clients = [d.client(str(i)) for i in range(4)]
         gate = d.tmp / "server-killed"
         resumed = d.server("--resume", gate=gate)  # imports now, runs the real CLI once the gate opens
-        wait_for(lambda: d.checkpoint_round() >= 1, "the round 1 checkpoint")
+        # the round's observers (epsilon, the ledger, the log line) run after its checkpoint: wait for both
+        wait_for(lambda: d.checkpoint_round() >= 1 and "round 1 done" in d.log("server.log"),
+                 "the round 1 checkpoint and its log line")
         server.send_signal(signal.SIGKILL)  # mid-run: round 2 is in flight (clients sleep before training)
         server.wait(10)
         killed_after = d.checkpoint_round()
