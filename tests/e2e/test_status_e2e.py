@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from test_deploy_e2e import free_port, wait_for  # one copy of the e2e helpers
 
 from fedloom.net import create_credentials, load_deployment
 from fedloom.net.client import channel_credentials
@@ -65,20 +64,6 @@ server_timeout_s = 30
 backoff_initial_s = 0.05
 backoff_max_s = 0.5
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(cond: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Live:
