@@ -24,6 +24,14 @@ def _plt():  # type: ignore[no-untyped-def]
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
+    """Write ``fig`` to ``path`` (PNG, 100 dpi) and free it."""
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_reconstructions(originals: np.ndarray, rows: Mapping[str, np.ndarray], path: str | Path,
                          image_shape: tuple[int, ...] | None, titles: Mapping[str, str] | None = None) -> Path:
     """A grid: the originals in the first row, one row of reconstructions per protection/attack.
@@ -52,10 +60,7 @@ def plot_reconstructions(originals: np.ndarray, rows: Mapping[str, np.ndarray], 
         caption = label if not titles or label not in titles else f"{label}\n{titles[label]}"
         axes[r][0].set_ylabel(caption, rotation=0, ha="right", va="center", fontsize=8)
     fig.subplots_adjust(left=0.22, right=0.98, top=0.98, bottom=0.02, wspace=0.05, hspace=0.08)
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_roc(curves: Mapping[str, Roc], path: str | Path, title: str = "membership inference") -> Path:
@@ -77,10 +82,7 @@ def plot_roc(curves: Mapping[str, Roc], path: str | Path, title: str = "membersh
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_epsilons(accounted: Sequence[float], lower: Mapping[str, Sequence[float]], path: str | Path) -> Path:
@@ -96,7 +98,4 @@ def plot_epsilons(accounted: Sequence[float], lower: Mapping[str, Sequence[float
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
