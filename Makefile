@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 
-.PHONY: install run test lint typecheck test-fast bench clean proto docs browser
+.PHONY: install run test lint typecheck test-fast bench clean proto docs browser ts-client
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[dev,all]"
 	touch $(STAMP)
 
-install: $(STAMP) browser
+install: $(STAMP) browser ts-client
+
+# The TypeScript client (clients/typescript; Node 20): `npm ci` where node and npm exist, else skipped with a note.
+TS := clients/typescript
+ts-client:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(TS)/node_modules/.package-lock.json; \
+	else echo "note: node/npm not found; the TypeScript client (clients/typescript) and its tests are skipped"; fi
+
+$(TS)/node_modules/.package-lock.json: $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
 
 # The status page is tested in a real headless browser: Debian's chromium, driven by playwright (whose own
 # browser download needs the internet). Installed here where apt-get exists and we are root; else skipped.
@@ -31,7 +41,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/mypy
 
-test: lint browser
+test: lint browser ts-client
+	@if command -v node >/dev/null 2>&1 && [ -d $(TS)/node_modules ]; then cd $(TS) && npm test --silent; fi
 	$(BIN)/python -m pytest tests -q
 
 test-fast: $(STAMP) browser

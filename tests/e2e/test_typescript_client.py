@@ -92,10 +92,11 @@ def site_files(config: Path, name: str, out: Path) -> dict[str, Path]:
 
 def ts_client(d: Deployment, creds: Path, name: str, files: dict[str, Path]) -> subprocess.Popen:
     out = open(d.tmp / f"client{name}.log", "ab")  # noqa: SIM115 - closed with the process
-    args = [str(NODE), str(CLIENT_JS), "--server", f"127.0.0.1:{d.port}", "--credentials", str(creds / "clients" / name),
-            "--name", name, "--data", str(files["train"]), "--test-data", str(files["test"]), "--labels", "0,1",
-            "--scaler", str(files["scaler"]), "--heartbeat", "1", "--server-timeout", "20", "--connect-timeout", "60", "--backoff-max", "0.5",
-            "--save-model", str(d.tmp / "ts-model.safetensors")]
+    args = [str(NODE), str(CLIENT_JS), "--server", f"127.0.0.1:{d.port}",
+            "--credentials", str(creds / "clients" / name), "--name", name,
+            "--data", str(files["train"]), "--test-data", str(files["test"]), "--labels", "0,1",
+            "--scaler", str(files["scaler"]), "--heartbeat", "1", "--server-timeout", "20",
+            "--connect-timeout", "60", "--backoff-max", "0.5", "--save-model", str(d.tmp / "ts-model.safetensors")]
     proc = subprocess.Popen(args, cwd=d.tmp, stdout=out, stderr=subprocess.STDOUT)
     proc.log = d.tmp / f"client{name}.log"  # type: ignore[attr-defined]
     d.procs.append(proc)
@@ -127,7 +128,8 @@ def test_typescript_client_federates_beside_python_clients(tmp_path):
     sim = simulate_same(d.config)  # the same experiment, all three clients in Python
     accuracy = history[-1]["metrics"]["accuracy"]
     assert accuracy > 0.9
+    print(f"deployment with the TypeScript client: {accuracy:.4f}; all-Python simulation: {sim.final['accuracy']:.4f}")
     assert abs(accuracy - sim.final["accuracy"]) <= 0.01, (accuracy, sim.final["accuracy"])
     saved = load_file(str(d.tmp / "ts-model.safetensors"))  # the TS safetensors writer, read by Python
-    assert list(saved) == ["bias", "weight"] or set(saved) == {"weight", "bias"}
+    assert set(saved) == {"weight", "bias"}
     assert saved["weight"].shape == (2, 30) and saved["weight"].dtype == np.float32

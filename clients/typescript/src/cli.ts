@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { ClientRuntime, ConnectFailed } from "./client";
-import { parseCsv, parseScaler, standardize } from "./csv";
+import { fitScaler, parseCsv, parseScaler, standardize } from "./csv";
 import { AuthError, ConfigError } from "./errors";
 import { LogisticLearner } from "./learner";
 import { writeSafetensors } from "./safetensors";
@@ -26,7 +26,8 @@ const USAGE = `usage: fedloom-ts-client --server HOST:PORT --data train.csv --la
   --test-data FILE          rows for evaluation tasks (default: the training rows)
   --target COLUMN           label column (default: target)
   --labels A,B,...          the deployment's label set, in class-index order
-  --scaler FILE             JSON {"mean": [...], "std": [...]}: the standardization every site shares
+  --scaler FILE             JSON {"mean": [...], "std": [...]}: the standardization every site shares;
+                            "local": the training file's own statistics (as \`fedloom client --data\` does)
   --lr X --epochs N --batch-size N   defaults when the server's task config does not set lr/local_epochs/batch_size
   --seed N                  shuffling seed (default 0)
   --save-model FILE         write the last global model received as safetensors when the server says goodbye
@@ -72,7 +73,9 @@ async function main(argv: string[]): Promise<number> {
   const test = a["test-data"] ? parseCsv(readFile(a["test-data"], "test data file").toString("utf8"), target, labels, a["test-data"]) : null;
   if (test && test.features.join(",") !== train.features.join(",")) throw new ConfigError("--test-data has other columns than --data");
   if (a.scaler) {
-    const scaler = parseScaler(readFile(a.scaler, "scaler file").toString("utf8"), train.features.length, a.scaler);
+    const scaler = a.scaler === "local"
+      ? fitScaler(train.x)
+      : parseScaler(readFile(a.scaler, "scaler file").toString("utf8"), train.features.length, a.scaler);
     train.x = standardize(train.x, scaler);
     if (test) test.x = standardize(test.x, scaler);
   }

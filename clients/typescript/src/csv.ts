@@ -85,3 +85,13 @@ export function parseScaler(text: string, numFeatures: number, source = "scaler"
 export function standardize(x: Float64Array[], scaler: Scaler): Float64Array[] {
   return x.map((row) => row.map((v, j) => Math.fround((Math.fround(v) - (scaler.mean[j] as number)) / (scaler.std[j] as number))));
 }
+
+/** Statistics of the rows themselves (population std, 0 -> 1): what `fedloom client --data` does with a site's file. */
+export function fitScaler(x: Float64Array[]): Scaler {
+  const f = x[0]?.length ?? 0;
+  const mean = new Array<number>(f).fill(0);
+  const std = new Array<number>(f).fill(0);
+  for (const row of x) row.forEach((v, j) => (mean[j] = (mean[j] as number) + Math.fround(v) / x.length));
+  for (const row of x) row.forEach((v, j) => (std[j] = (std[j] as number) + (Math.fround(v) - (mean[j] as number)) ** 2 / x.length));
+  return { mean, std: std.map((v) => (v === 0 ? 1 : Math.sqrt(v))) };
+}

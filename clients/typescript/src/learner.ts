@@ -47,9 +47,19 @@ export class LogisticLearner implements Learner {
       lr: positive(config, "lr", this.opts.lr, false),
       epochs: positive(config, "local_epochs", this.opts.epochs, true),
       batchSize: positive(config, "batch_size", this.opts.batchSize, true),
-      random: this.random,
+      random: this.taskRandom(config),
     });
     return { parameters: this.model.parameters(), numExamples: this.train.x.length, metrics: { train_loss: loss } };
+  }
+
+  /** Shuffling for one task: seeded by the task's `seed` (as fedloom's Python clients are) when the server sends one. */
+  private taskRandom(config: Config): () => number {
+    const seed = config.get("seed");
+    if (seed === undefined) return this.random;
+    if ((typeof seed !== "number" || !Number.isInteger(seed)) && typeof seed !== "bigint") {
+      throw new ValidationError(`config "seed" = ${String(seed)} is not an integer`);
+    }
+    return rng(Number(BigInt.asUintN(32, BigInt(seed))));
   }
 
   evaluate(parameters: Tensors, _config: Config): { loss: number; numExamples: number; metrics: Record<string, Scalar> } {

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { ConfigError } from "../src/errors";
-import { parseCsv, parseScaler, standardize } from "../src/csv";
+import { fitScaler, parseCsv, parseScaler, standardize } from "../src/csv";
 import { Logistic, rng } from "../src/logistic";
 import { scalarsFromProto, scalarsToProto } from "../src/messages";
 import { PROTO_PATH } from "../src/proto";
@@ -58,6 +58,11 @@ test("the scaler standardizes with the shared statistics and checks its length",
   const s = parseScaler('{"mean": [1, 2], "std": [2, 0]}', 2);
   assert.deepEqual([...standardize([new Float64Array([3, 5])], s)[0]!], [1, 3]);
   assert.throws(() => parseScaler('{"mean": [1], "std": [1]}', 2), /2 finite numbers/);
+});
+
+test("a local scaler uses the rows' own mean and population std (a constant column keeps std 1)", () => {
+  const s = fitScaler([new Float64Array([1, 5]), new Float64Array([3, 5])]);
+  assert.deepEqual(s, { mean: [2, 5], std: [1, 1] });
 });
 
 test("scalars: integers stay exact (bigint beyond 2^53), doubles and strings round-trip", () => {
