@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_deploy_e2e import ROOT, Deployment, simulate_same, wait_for
+from test_deploy_e2e import ROOT, Deployment, simulate_same
 
 from fedloom.net import create_credentials, load_deployment
 
@@ -110,12 +110,11 @@ def test_typescript_client_federates_beside_python_clients(tmp_path):
     creds = create_credentials(tmp_path / "creds", clients=["0", "1", "2"])
     d = Deployment(tmp_path, creds, rounds=4)
     d.config.write_text(EXPERIMENT.format(port=d.port, creds=creds, run=d.run_dir))
-    files = site_files(d.config, "2", tmp_path)
     try:
         server = d.server()
-        clients = [d.client("0"), d.client("1"), ts_client(d, creds, "2", files)]
-        wait_for(lambda: "client 2 connected" in d.log("server.log") or server.poll() is not None,
-                 "the TypeScript client to connect", timeout=60)
+        clients = [d.client("0"), d.client("1")]
+        clients.append(ts_client(d, creds, "2", site_files(d.config, "2", tmp_path)))  # while the others start
+        sim = simulate_same(d.config)  # the same experiment, all three clients in Python (meanwhile)
         assert d.finish(server, timeout=120) == 0, d.log("server.log")
         for c in clients:
             assert d.finish(c, timeout=30) == 0, c.log.read_text()
@@ -125,7 +124,6 @@ def test_typescript_client_federates_beside_python_clients(tmp_path):
     assert [h["round"] for h in history] == [1, 2, 3, 4]
     assert all(h["metrics"]["fit_clients"] == 3 and h["metrics"]["fit_failures"] == 0 for h in history), history
     assert "connected to 127.0.0.1" in d.log("client2.log") and "fit round 4 done" in d.log("client2.log")
-    sim = simulate_same(d.config)  # the same experiment, all three clients in Python
     accuracy = history[-1]["metrics"]["accuracy"]
     assert accuracy > 0.9
     print(f"deployment with the TypeScript client: {accuracy:.4f}; all-Python simulation: {sim.final['accuracy']:.4f}")
