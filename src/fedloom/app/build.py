@@ -48,7 +48,8 @@ from fedloom.torch.training import TensorData
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["Simulation", "Side", "assemble_async_loop", "assemble_loop", "fleet", "build_simulation", "run_simulation", "make_run_pool"]
+__all__ = ["Simulation", "Side", "assemble_async_loop", "assemble_loop", "fleet", "build_simulation",
+           "run_simulation", "make_run_pool"]
 
 Side = Literal["both", "server", "client"]
 """The roles a process plays: a simulation plays both; ``fedloom server`` and ``fedloom client`` one each."""

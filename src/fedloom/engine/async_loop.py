@@ -358,7 +358,7 @@ class AsyncLoop:
         rnd = state.round + 1
         previous = state.parameters
         buffer = p.buffer
-        results = [(t.cid, t.res) for t in buffer]
+        results: list[tuple[ClientId, FitRes]] = [(t.cid, t.res) for t in buffer if t.res is not None]
         stale = [state.round - t.version for t in buffer]
         discount = np.array([float(self.staleness(s)) for s in stale], dtype=np.float64)
         if not (np.isfinite(discount).all() and (discount > 0).all()):
@@ -506,7 +506,8 @@ class AsyncLoop:
                    for h in extra.get("history", [])]
         if self.client_states is not None:
             load_client_states(self.checkpoint_path, self.client_states)
-        p = _Progress(next_seq=int(meta["next_seq"]), dispatches={str(k): int(v) for k, v in meta["dispatches"].items()},
+        p = _Progress(next_seq=int(meta["next_seq"]),
+                      dispatches={str(k): int(v) for k, v in meta["dispatches"].items()},
                       client_updates=int(meta["client_updates"]), dropped_stale=int(meta["dropped_stale"]),
                       failures=int(meta["failures"]),
                       pending_failures=[Failure(str(c), str(r)) for c, r in meta["pending_failures"]],
