@@ -232,8 +232,10 @@ class AsyncLoop:
         self.client_states = client_states
         self.evaluate_initial = evaluate_initial
         self.progress = _Progress()
+        self.last_wait_s = 0.0  # a deployment's round recorder reads it (the async loop does not wait per round)
         self._expected: dict = {}
         self._since = time.perf_counter()
+        self._waited = 0.0
 
     # -- running ---------------------------------------------------------------------------
     def run(self, initial_parameters: Parameters | None = None, *, state: ServerState | None = None,
@@ -254,6 +256,7 @@ class AsyncLoop:
         history = list(history or [])
         self._expected = state.parameters.spec()
         self._since = time.perf_counter()
+        self._waited = 0.0
         stopped: str | None = None
         try:
             while state.round < self.num_rounds and stopped is None:
@@ -276,7 +279,10 @@ class AsyncLoop:
         if free <= 0:
             return
         busy = {t.cid for t in self.driver.in_flight}
-        idle = [c for c in self.pool.available() if c not in busy and self.driver.is_available(c)]
+        waiting = time.perf_counter()
+        connected = self.pool.available()  # a deployment's pool may wait here for clients to connect
+        self._waited += time.perf_counter() - waiting
+        idle = [c for c in connected if c not in busy and self.driver.is_available(c)]
         k = min(free, len(idle))
         if k == 0:
             return
@@ -412,8 +418,9 @@ class AsyncLoop:
         p.bytes_up = p.bytes_down = 0
         record.metrics["virtual_time_s"] = float(self.driver.now)
         now = time.perf_counter()
-        record.metrics["wall_s"] = now - self._since
-        self._since = now
+        record.metrics["wall_s"] = now - self._since - self._waited  # the work, not the wait for clients
+        record.metrics["wait_s"] = self._waited
+        self.last_wait_s, self._waited, self._since = self._waited, 0.0, now
         return record
 
     def _prune_bases(self) -> None:
@@ -429,7 +436,8 @@ class AsyncLoop:
         central = self.strategy.evaluate(state, rnd)
         if central is not None:
             _put_central(record, central)
-        eval_tasks = self.strategy.configure_evaluate(state, rnd, self.pool.available())
+        busy = {t.cid for t in self.driver.in_flight}  # federated evaluation asks idle clients only
+        eval_tasks = self.strategy.configure_evaluate(state, rnd, [c for c in self.pool.available() if c not in busy])
         if not eval_tasks:
             return
         eval_tasks = [(cid, replace(ins, config={**ins.config, "round": rnd, "seed": task_seed(self.seed, rnd, cid)}))
