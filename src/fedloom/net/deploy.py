@@ -184,7 +184,7 @@ def run_server(
     recorder = _RoundRecorder(store, pool)
     # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked;
     # the log line first: it follows the checkpoint at once, as people (and tests) watching the log expect
-    observers = [_LogRound(), recorder, store, board, *trackers]
+    observers: list[Any] = [_LogRound(), recorder, store, board, *trackers]
     loop: Any
     if cfg.asynchrony.mode == "async":  # each task its own deadline; results taken as they arrive (docs/async.md)
         from fedloom.app.build import assemble_async_loop
