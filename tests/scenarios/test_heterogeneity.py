@@ -92,3 +92,15 @@ def test_sync_run_history_carries_virtual_time_only_with_a_fleet():
     hetero = run_simulation(RunConfig(**base, device_speed="lognormal:1.0", availability="onoff"))
     times = [h.metrics["virtual_time_s"] for h in hetero.history]
     assert 0 < times[0] < times[1]
+
+
+def test_runs_plot_accuracy_against_virtual_time_when_history_has_it(tmp_path):
+    from fedloom.runs.plots import write_plots
+
+    history = [{"round": 1, "accuracy": 0.5, "virtual_time_s": 3.0},
+               {"round": 2, "accuracy": 0.7, "virtual_time_s": 9.0}]
+    assert tmp_path / "accuracy_vs_virtual_time.png" in write_plots(history, tmp_path)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    write_plots([{"round": 1, "accuracy": 0.5}], plain)
+    assert (plain / "accuracy.png").exists() and not (plain / "accuracy_vs_virtual_time.png").exists()

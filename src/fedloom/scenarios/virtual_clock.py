@@ -5,7 +5,7 @@ the :class:`~fedloom.scenarios.heterogeneity.Heterogeneity` model has on at the 
 time (advancing the clock to the next change when none is); ``fit()`` runs the round's tasks in the
 wrapped pool, then advances the clock by the slowest sampled client's virtual duration, or by the
 deadline when one is set, in which case the clients slower than the deadline count as failures
-(as a real server would drop them). :attr:`virtual_time_s` is the clock after the last round;
+(as a real server would drop them). ``VirtualClockPool.virtual_time_s`` is the clock after the last round;
 the round loop records it in each round's history as ``virtual_time_s``.
 """
 
