@@ -175,3 +175,17 @@ def test_async_mode_refuses_dp_and_secagg_with_a_reason():
         RunConfig(dataset="iris", mode="async", secagg=True).validate()
     with pytest.raises(ConfigError, match="FedAvg-family"):
         RunConfig(dataset="iris", mode="async", strategy="scaffold").validate()
+
+
+def test_fedbuff_composes_with_a_robust_aggregator_and_a_server_optimizer():
+    from fedloom.app.build import run_simulation
+    from fedloom.app.config import RunConfig
+
+    base = dict(dataset="iris", clients=6, rounds=3, progress=False, seed=2, mode="async", buffer_size=3,
+                concurrency=4, device_speed="lognormal:1.0")
+    plain = run_simulation(RunConfig(**base))
+    composed = run_simulation(RunConfig(**base, aggregator="median", server_opt="adam", server_lr=0.01))
+    assert "server_opt" in composed.state.components and type(composed.state.components["server_opt"]).__name__ \
+        != type(plain.state.components["server_opt"]).__name__
+    assert not all(np.array_equal(plain.parameters[n], composed.parameters[n]) for n in plain.parameters.names)
+    assert composed.history[-1].metrics["client_updates"] == 9
