@@ -52,3 +52,16 @@ def test_without_a_bound_the_slow_update_is_used_and_discounted(harness):
     assert max(stale) > 3 and result.history[-1].metrics["dropped_stale"] == 0
     # a stale update's delta (w_v + 1 - w_v = 1) is scaled by (1 + s)^-0.5 < 1: w grows by less than 40
     assert float(result.parameters["w"][0]) < 40.0
+
+
+def test_realtime_driver_runs_again_after_a_failed_run(harness):
+    """A deployment retries a failed server update by running the loop again on the same driver."""
+    h = harness(min_clients=2)
+    for name in ("0", "1"):
+        h.start(name, AddOne(delay=0.01))
+    assert h.pool.wait_for_clients(2, timeout=10)
+    driver = RealtimeDriver(2)
+    loop = AsyncLoop(FedAvg(), h.pool, num_updates=2, buffer_size=1, concurrency=2, driver=driver)
+    loop.run(Parameters({"w": np.zeros(3, np.float32)}))
+    again = loop.run(Parameters({"w": np.zeros(3, np.float32)}))  # the driver was closed by the first run
+    assert again.state.round == 2

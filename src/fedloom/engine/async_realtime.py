@@ -32,12 +32,17 @@ class RealtimeDriver:
     realtime = True
 
     def __init__(self, concurrency: int, *, poll_s: float = 0.2) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fedloom-async")
+        self._workers = max(1, concurrency)
+        self._executor = self._new_executor()
+        self._closed = False
         self._running: dict[Future[Any], Any] = {}
         self._ready: list[Any] = []
         self._t0 = time.monotonic()
         self._offset = 0.0
         self.poll_s = poll_s
+
+    def _new_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="fedloom-async")
 
     @property
     def now(self) -> float:
@@ -81,8 +86,11 @@ class RealtimeDriver:
         """A fresh start or a resume: forget what was in flight (its results are ignored)."""
         self._running.clear()
         self._ready = []
+        if self._closed:  # a deployment retrying after a failed update runs the loop again
+            self._executor, self._closed = self._new_executor(), False
         self._t0 = time.monotonic()
         self._offset = now
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
