@@ -189,3 +189,18 @@ def test_fedbuff_composes_with_a_robust_aggregator_and_a_server_optimizer():
         != type(plain.state.components["server_opt"]).__name__
     assert not all(np.array_equal(plain.parameters[n], composed.parameters[n]) for n in plain.parameters.names)
     assert composed.history[-1].metrics["client_updates"] == 9
+
+
+def test_server_mode_async_in_a_deployment_toml_reaches_the_experiment_and_its_rules(tmp_path):
+    from fedloom.net import load_deployment
+
+    path = tmp_path / "deploy.toml"
+    path.write_text('dataset = "iris"\nbuffer_size = 3\n\n[server]\nmode = "async"\n')
+    cfg, scfg, _ = load_deployment(path)
+    assert scfg.mode == "async" and cfg.asynchrony.mode == "async" and cfg.asynchrony.buffer_size == 3
+    path.write_text('dataset = "iris"\nsecagg = true\n\n[server]\nmode = "async"\n')
+    with pytest.raises(ConfigError, match="--mode async does not support"):
+        load_deployment(path)
+    path.write_text('dataset = "iris"\n\n[server]\nmode = "later"\n')
+    with pytest.raises(ConfigError, match="mode must be 'sync' or 'async'"):
+        load_deployment(path)
