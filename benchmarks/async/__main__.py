@@ -127,7 +127,7 @@ def _plot(runs: list[dict[str, Any]]) -> None:
                     acc = [c[2] for c in r["curve"]]
                     ax.plot(t, acc, color=color, alpha=0.8, lw=1.2, label=method if k == 0 else None)
             ax.axhline(DATASETS[data]["target"], color="grey", ls=":", lw=1)
-            ax.set_xscale("symlog", linthresh=10.0)
+            ax.set_xscale("log")
             ax.set_title(f"{data}, device slowness lognormal sigma={sigma:g}, 20% off")
             ax.set_xlabel("virtual time (s)")
             ax.set_ylabel("test accuracy")
