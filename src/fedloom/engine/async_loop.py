@@ -39,7 +39,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,7 +51,7 @@ from fedloom.core.pool import ClientPool
 from fedloom.core.strategy import Failure, ServerState, Strategy, weighted_mean_metrics
 from fedloom.core.types import ClientId, FitIns, FitRes
 from fedloom.core.validation import DEFAULT_MAX_MODEL_CHANGE, check_global_model
-from fedloom.engine.checkpoint import load_checkpoint, load_client_states, restore_components, save_checkpoint
+from fedloom.engine.async_state import Progress, Task, load_async_checkpoint, save_async_checkpoint
 from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
 from fedloom.engine.loop import (
     RoundObserver,
@@ -72,9 +72,6 @@ __all__ = ["AsyncLoop", "Timing", "EqualTiming", "VirtualDriver", "Task", "AGGRE
 log = logging.getLogger(__name__)
 
 AGGREGATIONS = ("fedbuff", "fedasync")
-_RES = "async_res"  # ServerState.buffers prefixes of the loop's own checkpointed arrays
-_EXTRA = "async_extra"
-_BASE = "async_base"
 
 
 class Timing(Protocol):
@@ -98,23 +95,6 @@ class EqualTiming:
 
     def next_change(self, t: float) -> float:
         return t + 1.0
-
-
-@dataclass
-class Task:
-    """One dispatched training task: who, from which model version, and (once known) its outcome."""
-
-    seq: int
-    cid: ClientId
-    version: int
-    done_at: float = 0.0
-    res: FitRes | None = None
-    failure: str | None = None
-    bytes_down: int = 0
-    bytes_up: int = 0
-
-    def __lt__(self, other: Task) -> bool:
-        return (self.done_at, self.seq) < (other.done_at, other.seq)
 
 
 class VirtualDriver:
@@ -157,22 +137,6 @@ class VirtualDriver:
 
     def close(self) -> None:
         """Nothing runs in the background."""
-
-
-@dataclass
-class _Progress:
-    """The loop's own state besides :class:`ServerState`: the buffer and counters (checkpointed)."""
-
-    next_seq: int = 0
-    buffer: list[Task] = field(default_factory=list)
-    bases: dict[int, Parameters] = field(default_factory=dict)
-    dispatches: dict[str, int] = field(default_factory=dict)  # per client, at the current version
-    client_updates: int = 0
-    dropped_stale: int = 0
-    failures: int = 0
-    pending_failures: list[Failure] = field(default_factory=list)
-    bytes_up: int = 0
-    bytes_down: int = 0
 
 
 class AsyncLoop:
@@ -231,7 +195,7 @@ class AsyncLoop:
         self.max_model_change = max_model_change
         self.client_states = client_states
         self.evaluate_initial = evaluate_initial
-        self.progress = _Progress()
+        self.progress = Progress()
         self.last_wait_s = 0.0  # a deployment's round recorder reads it (the async loop does not wait per round)
         self._expected: dict = {}
         self._since = time.perf_counter()
@@ -246,7 +210,7 @@ class AsyncLoop:
             if initial_parameters is None:
                 raise ValueError("pass initial_parameters or a state to resume from")
             state = self.strategy.initialize(initial_parameters, seed=self.seed)
-            self.progress = _Progress()
+            self.progress = Progress()
             self.driver.restore(0.0, [])
             if self.evaluate_initial:
                 central = self.strategy.evaluate(state, 0)
@@ -463,31 +427,10 @@ class AsyncLoop:
 
     # -- checkpoints -----------------------------------------------------------------------
     def _save(self, state: ServerState, history: list[RoundRecord]) -> None:
-        p = self.progress
-        tasks = ([] if self.driver.realtime else self.driver.in_flight) + p.buffer
-        buffers = dict(state.buffers)
-        meta_tasks = []
-        for t in tasks:
-            if t.res is not None:
-                buffers[f"{_RES}:{t.seq}"] = t.res.parameters
-                for name, extra in t.res.extras.items():
-                    buffers[f"{_EXTRA}:{t.seq}:{name}"] = extra
-            meta_tasks.append({"seq": t.seq, "cid": t.cid, "version": t.version, "done_at": t.done_at,
-                               "num_examples": None if t.res is None else int(t.res.num_examples),
-                               "metrics": None if t.res is None else _jsonable(t.res.metrics),
-                               "failure": t.failure, "bytes_down": t.bytes_down, "bytes_up": t.bytes_up,
-                               "buffered": t in p.buffer})
-        for version, base in p.bases.items():
-            buffers[f"{_BASE}:{version}"] = base
-        meta = {"now": self.driver.now, "next_seq": p.next_seq, "tasks": meta_tasks, "dispatches": p.dispatches,
-                "client_updates": p.client_updates, "dropped_stale": p.dropped_stale, "failures": p.failures,
-                "pending_failures": [[f.cid, f.reason] for f in p.pending_failures],
-                "bytes_up": p.bytes_up, "bytes_down": p.bytes_down}
-        save_checkpoint(self.checkpoint_path,  # type: ignore[arg-type]
-                        replace(state, buffers=buffers),
-                        {"history": [{"round": h.round, "metrics": h.metrics, "text": h.text} for h in history],
-                         "async": meta},
-                        client_states=self.client_states)
+        assert self.checkpoint_path is not None
+        in_flight = [] if self.driver.realtime else self.driver.in_flight  # real-time tasks are not resumable
+        save_async_checkpoint(self.checkpoint_path, state, history, self.progress, in_flight, self.driver.now,
+                              client_states=self.client_states)
 
     def resume_state(self) -> tuple[ServerState, list[RoundRecord]] | None:
         """The state and history at ``checkpoint_path`` (``None`` without one); restores the loop's own
@@ -498,43 +441,7 @@ class AsyncLoop:
         """
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
             return None
-        state, extra = load_checkpoint(self.checkpoint_path)
-        meta = extra.get("async")
-        if meta is None:
-            raise ValidationError(f"{self.checkpoint_path} was written by the synchronous loop; resume it in "
-                                  "synchronous mode (or start the asynchronous run in another directory)")
-        mine = {k: v for k, v in state.buffers.items() if k.split(":", 1)[0] in (_RES, _EXTRA, _BASE)}
-        state.buffers = {k: v for k, v in state.buffers.items() if k not in mine}
-        template = self.strategy.initialize(state.parameters, seed=self.seed).components
-        try:
-            state.components = restore_components(template, state.components)
-        except ValidationError as exc:
-            raise ValidationError(f"cannot resume {self.strategy!r} from {self.checkpoint_path}: {exc}") from exc
-        history = [RoundRecord(int(h["round"]), dict(h["metrics"]), dict(h.get("text", {})))
-                   for h in extra.get("history", [])]
-        if self.client_states is not None:
-            load_client_states(self.checkpoint_path, self.client_states)
-        p = _Progress(next_seq=int(meta["next_seq"]),
-                      dispatches={str(k): int(v) for k, v in meta["dispatches"].items()},
-                      client_updates=int(meta["client_updates"]), dropped_stale=int(meta["dropped_stale"]),
-                      failures=int(meta["failures"]),
-                      pending_failures=[Failure(str(c), str(r)) for c, r in meta["pending_failures"]],
-                      bytes_up=int(meta["bytes_up"]), bytes_down=int(meta["bytes_down"]))
-        p.bases = {int(k.split(":", 1)[1]): v for k, v in mine.items() if k.startswith(_BASE + ":")}
-        flying: list[Task] = []
-        for m in meta["tasks"]:
-            res = None
-            if m["num_examples"] is not None:
-                prefix = f"{_EXTRA}:{m['seq']}:"
-                extras = {k[len(prefix):]: v for k, v in mine.items() if k.startswith(prefix)}
-                res = FitRes(mine[f"{_RES}:{m['seq']}"], int(m["num_examples"]), dict(m["metrics"]), extras)
-            task = Task(int(m["seq"]), str(m["cid"]), int(m["version"]), float(m["done_at"]), res, m["failure"],
-                        int(m["bytes_down"]), int(m["bytes_up"]))
-            (p.buffer if m["buffered"] else flying).append(task)
-        self.progress = p
-        self.driver.restore(float(meta["now"]), flying)
+        state, history, self.progress, now, flying = load_async_checkpoint(
+            self.checkpoint_path, self.strategy, seed=self.seed, client_states=self.client_states)
+        self.driver.restore(now, flying)
         return state, history
-
-
-def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
