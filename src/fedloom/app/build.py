@@ -48,7 +48,8 @@ from fedloom.torch.training import TensorData
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["Simulation", "Side", "assemble_loop", "build_simulation", "run_simulation", "make_run_pool"]
+__all__ = ["Simulation", "Side", "assemble_async_loop", "assemble_loop", "fleet", "build_simulation",
+           "run_simulation", "make_run_pool"]
 
 Side = Literal["both", "server", "client"]
 """The roles a process plays: a simulation plays both; ``fedloom server`` and ``fedloom client`` one each."""
@@ -342,16 +343,85 @@ def run_simulation(
     # continues with the clients' state of the same round, as deployed clients would.
     client_states = sim.client_states if checkpoint_path is not None else None
     pool = make_run_pool(cfg, sim)
-    loop = assemble_loop(sim, pool, observers=observers, checkpoint_path=checkpoint_path, client_states=client_states)
+    loop: Any
+    if cfg.asynchrony.mode == "async":
+        loop = assemble_async_loop(sim, pool, observers=observers, checkpoint_path=checkpoint_path,
+                                   client_states=client_states)
+    else:
+        loop = assemble_loop(sim, pool, observers=observers, checkpoint_path=checkpoint_path,
+                             client_states=client_states)
     try:
         resumed = loop.resume_state() if resume else None
+        if cfg.asynchrony.mode == "sync" and cfg.heterogeneity.enabled():  # rounds on the fleet's virtual clock
+            from fedloom.scenarios.virtual_clock import VirtualClockPool
+
+            start = resumed[1][-1].metrics.get("virtual_time_s", 0.0) if resumed and resumed[1] else 0.0
+            loop.pool = VirtualClockPool(loop.pool, fleet(cfg), deadline_s=cfg.heterogeneity.virtual_deadline_s,
+                                         start_s=start)
         if resumed is not None:
             _load_legacy_client_states(sim, Path(str(checkpoint_path)))
             state, history = resumed
-            return loop.run(state=state, history=history)
-        return loop.run(sim.initial_parameters)
+            return loop.run(state=state, history=history)  # type: ignore[no-any-return]
+        return loop.run(sim.initial_parameters)  # type: ignore[no-any-return]
     finally:
         loop.pool.close()
+
+
+def fleet(cfg: RunConfig) -> Any:
+    """The simulated fleet's :class:`~fedloom.scenarios.heterogeneity.Heterogeneity` (``[heterogeneity]``)."""
+    from fedloom.scenarios.heterogeneity import Heterogeneity
+
+    h = cfg.heterogeneity
+    return Heterogeneity(cfg.federation.clients, device_speed=h.device_speed, availability=h.availability,
+                         unavailable=h.unavailable, period_s=h.availability_period_s,
+                         seconds_per_example=h.seconds_per_example, bandwidth_mbps=h.bandwidth_mbps,
+                         seed=cfg.run.seed)
+
+
+def assemble_async_loop(
+    sim: Simulation,
+    pool: ClientPool,
+    *,
+    observers: Sequence[RoundObserver] = (),
+    checkpoint_path: str | Path | None = None,
+    round_timeout: float | None = None,
+    client_states: ClientStateStore | None = None,
+    driver: Any = None,
+) -> Any:
+    """The asynchronous loop (:class:`~fedloom.engine.async_loop.AsyncLoop`) of a built experiment.
+
+    ``driver``: ``None`` simulates on the fleet's virtual clock (``[heterogeneity]``); a deployment
+    passes a real-time driver. Privacy and the round ledger are not assembled: the rules refuse
+    DP/SecAgg/HE with ``--mode async``, and the ledger records synchronous rounds only.
+    """
+    from fedloom.app.rules import cohort_size
+    from fedloom.engine.async_loop import AsyncLoop, VirtualDriver
+    from fedloom.strategies.staleness import staleness_fn
+
+    cfg = sim.config
+    a = cfg.asynchrony
+    if cfg.ledger.write_ledger:
+        log.info("--mode async writes no round ledger (it records synchronous rounds)")
+    return AsyncLoop(
+        sim.strategy,
+        pool,
+        num_updates=cfg.federation.rounds,
+        seed=cfg.run.seed,
+        aggregation=a.async_aggregation,
+        buffer_size=a.buffer_size,
+        concurrency=a.concurrency or cohort_size(cfg),
+        staleness=staleness_fn(a.staleness),
+        max_staleness=a.max_staleness,
+        alpha=a.async_alpha,
+        driver=driver if driver is not None else VirtualDriver(fleet(cfg)),
+        observers=[*observers, *usercode.user_observers(cfg)],
+        checkpoint_path=checkpoint_path,
+        round_timeout=round_timeout,
+        eval_every=cfg.federation.eval_every,
+        codec=sim.codec,
+        max_model_change=cfg.federation.max_model_change,
+        client_states=client_states,
+    )
 
 
 def _assign_example_counts(sim: Simulation) -> None:

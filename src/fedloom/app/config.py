@@ -8,7 +8,7 @@ also works outside its table, and flat TOML files keep working.
 
 Sections and their TOML tables: ``[data]``, ``[training]``, ``[federation]``, ``[algorithm]``,
 ``[scenarios]``, ``[execution]``, ``[privacy]``, ``[communication]``, ``[encryption]``, ``[run]``,
-``[tracking]`` and ``[ledger]``.
+``[tracking]``, ``[ledger]``, ``[asynchrony]`` and ``[heterogeneity]``.
 
 Example:
     >>> cfg = RunConfig(dataset="iris", clients=3)
@@ -29,12 +29,12 @@ from fedloom.backends.options import ExecutionOptions
 from fedloom.compression.options import CompressionOptions
 from fedloom.core.options import option
 from fedloom.data.options import DataOptions
-from fedloom.engine.options import FederationOptions
+from fedloom.engine.options import AsyncOptions, FederationOptions
 from fedloom.errors import ConfigError
 from fedloom.ledger.options import LedgerOptions
 from fedloom.privacy.he.options import HEOptions
 from fedloom.privacy.options import PrivacyOptions
-from fedloom.scenarios.options import ScenarioOptions
+from fedloom.scenarios.options import HeterogeneityOptions, ScenarioOptions
 from fedloom.strategies.options import StrategyOptions
 from fedloom.torch.options import TrainingOptions
 from fedloom.tracking.options import TrackingOptions
@@ -73,6 +73,8 @@ SECTIONS: dict[str, type] = {
     "run": RunOptions,
     "tracking": TrackingOptions,
     "ledger": LedgerOptions,
+    "asynchrony": AsyncOptions,
+    "heterogeneity": HeterogeneityOptions,
 }
 """Section name (TOML table, attribute of :class:`RunConfig`) -> the dataclass that owns it."""
 
@@ -107,6 +109,8 @@ class RunConfig:
     run: RunOptions
     tracking: TrackingOptions
     ledger: LedgerOptions
+    asynchrony: AsyncOptions
+    heterogeneity: HeterogeneityOptions
 
     def __init__(self, **values: Any) -> None:
         sections: dict[str, Any] = {}

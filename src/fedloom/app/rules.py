@@ -72,6 +72,10 @@ def _probe(cfg: RunConfig) -> object | None:
         return None
 
 
+def _async(cfg: RunConfig) -> bool:
+    return bool(cfg.asynchrony.mode == "async")
+
+
 def _fedavg_family(cfg: RunConfig) -> bool:
     """Whether the configured strategy is FedAvg or builds on it (a probe instance, no data needed)."""
     from fedloom.strategies import FedAvg
@@ -212,6 +216,27 @@ RULES: list[Rule] = [
          lambda c: c.encryption.he and c.federation.fraction_evaluate <= 0,
          lambda c: ("--he needs federated evaluation (--fraction-evaluate > 0): the server never holds the "
                     "plaintext model, so it cannot evaluate centrally")),
+    # asynchronous training (docs/async.md): refused where its accounting or protocol is not built
+    Rule("async-privacy",
+         lambda c: _async(c) and (c.privacy.dp != "none" or c.privacy.secagg or c.privacy.dp_sgd or c.encryption.he),
+         lambda c: ("--mode async does not support --dp, --dp-sgd, --secagg or --he yet: their accounting and "
+                    "protocols assume synchronous rounds (each buffer would have to be one DP release and one "
+                    "SecAgg cohort); use --mode sync with them")),
+    Rule("async-strategy",
+         lambda c: _async(c) and (c.algorithm.strategy == "scaffold" or not _fedavg_family(c)),
+         lambda c: (f"--mode async needs a FedAvg-family strategy without client control variates, got "
+                    f"--strategy {c.algorithm.strategy} (fedavg, fedprox, fedavgm, fedadam, fedyogi, fedadagrad "
+                    "and the robust aggregators work)")),
+    Rule("async-sampling",
+         lambda c: _async(c) and (c.algorithm.sampling or "uniform") != "uniform",
+         lambda c: "--mode async dispatches to idle clients uniformly; --sampling must be uniform"),
+    Rule("async-concurrency",
+         lambda c: _async(c) and c.asynchrony.concurrency > c.federation.clients,
+         lambda c: (f"--concurrency {c.asynchrony.concurrency} exceeds --clients {c.federation.clients}: a client "
+                    "trains one task at a time")),
+    Rule("async-contributions",
+         lambda c: _async(c) and c.ledger.contributions,
+         lambda c: "--contributions scores synchronous rounds; drop it with --mode async"),
     Rule("contributions-need-individual-updates",
          lambda c: c.ledger.contributions and (c.privacy.secagg or c.encryption.he),
          lambda c: ("--contributions scores each client's update, but under "

@@ -303,6 +303,9 @@ class FederatedLoop:
         metrics["bytes_down_per_client"] = fit.stats.bytes_down / max(1, num_fit_tasks)
         metrics["bytes_up_per_client"] = fit.stats.bytes_up / max(1, num_returned)
         metrics["wall_s"] = time.perf_counter() - start
+        clock = getattr(self.pool, "virtual_time_s", None)  # a heterogeneous fleet's virtual clock, if any
+        if clock is not None:
+            metrics["virtual_time_s"] = float(clock)
         return record
 
     def _note_if_nothing_evaluated(self, rnd: int, evaluated: bool) -> None:

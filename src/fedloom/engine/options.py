@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fedloom.core.options import need, option
 from fedloom.core.registry import is_import_path
 
-__all__ = ["FederationOptions"]
+__all__ = ["AsyncOptions", "FederationOptions"]
 
 
 @dataclass
@@ -51,3 +51,34 @@ class FederationOptions:
         bad = [o for o in self.observer_specs() if not is_import_path(o)]
         need(not bad, f"observers must be 'package.module:factory' names, got {bad}")
         need(self.max_model_change >= 0, f"max_model_change must be >= 0 (0 = no bound), got {self.max_model_change}")
+
+
+@dataclass
+class AsyncOptions:
+    """``[asynchrony]``: synchronous rounds or asynchronous training (FedBuff, FedAsync); docs/async.md."""
+
+    mode: str = option("sync", "sync: rounds wait for every sampled client; async: the server keeps --concurrency "
+                       "clients training and updates the model as results arrive (--rounds counts server "
+                       "updates).", choices=lambda: ("sync", "async"))
+    async_aggregation: str = option("fedbuff", "fedbuff: aggregate every --buffer-size arrivals (Nguyen et al. "
+                                    "2022); fedasync: mix every arrival into the model (Xie et al. 2019).",
+                                    choices=lambda: ("fedbuff", "fedasync"))
+    buffer_size: int = option(10, "FedBuff: client updates per server update.")
+    concurrency: int = option(0, "Clients training at any time in async mode (0: the synchronous cohort, "
+                              "fraction x clients).")
+    staleness: str = option("poly:0.5", "Discount of stale updates: constant, poly:a ((1+s)^-a) or hinge:a,b.")
+    max_staleness: int = option(0, "Drop updates more than this many server updates old (0: keep all).")
+    async_alpha: float = option(0.5, "FedAsync: mixing weight of a fresh update, in (0, 1].")
+
+    def validate(self) -> None:
+        """Raise :class:`~fedloom.errors.ConfigError` for an invalid value."""
+        from fedloom.strategies.staleness import check_staleness_spec
+
+        need(self.mode in ("sync", "async"), f"mode must be sync or async, got {self.mode!r}")
+        need(self.async_aggregation in ("fedbuff", "fedasync"),
+             f"async_aggregation must be fedbuff or fedasync, got {self.async_aggregation!r}")
+        need(self.buffer_size >= 1, f"buffer_size must be >= 1, got {self.buffer_size}")
+        need(self.concurrency >= 0, f"concurrency must be >= 0 (0: the cohort size), got {self.concurrency}")
+        need(self.max_staleness >= 0, f"max_staleness must be >= 0 (0: no limit), got {self.max_staleness}")
+        need(0.0 < self.async_alpha <= 1.0, f"async_alpha must be in (0, 1], got {self.async_alpha}")
+        check_staleness_spec(self.staleness)

@@ -71,9 +71,11 @@ class ServerConfig:
     status_port: int = 0  # the read-only status web page (fedloom.net.status_page); 0: off
     status_host: str = "127.0.0.1"  # where the status page listens
     admin_token_hash: str = ""  # default: admin.sha256 of credentials (written by `fedloom certs`)
+    mode: str = ""  # "sync" or "async" (docs/async.md); "": the experiment's own (its [asynchrony] mode)
 
     def validate(self) -> None:
         need = _need
+        need(self.mode in ("", "sync", "async"), f"mode must be 'sync' or 'async', got {self.mode!r}")
         need(0 <= self.status_port <= 65535, f"status_port must be in [0, 65535] (0: off), got {self.status_port}")
         need(":" in self.address, f"address must be HOST:PORT, got {self.address!r}")
         need(self.min_clients_start >= 0, "min_clients_start must be >= 0")
@@ -193,5 +195,8 @@ def load_deployment(path: str | Path | None) -> tuple[RunConfig, ServerConfig, C
         raise ConfigError(f"{path}: [server] and [client] must be tables")
     base = path.resolve().parent
     run = config_from_mapping(raw, str(path))
-    return (run, _build(ServerConfig, server_raw, f"{path} [server]", base),
-            _build(ClientConfig, client_raw, f"{path} [client]", base))
+    server = _build(ServerConfig, server_raw, f"{path} [server]", base)
+    if server.mode and server.mode != run.asynchrony.mode:  # [server] mode = "async": the rules see it
+        run = run.replace(mode=server.mode)
+        run.validate()
+    return run, server, _build(ClientConfig, client_raw, f"{path} [client]", base)

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -184,8 +184,19 @@ def run_server(
     recorder = _RoundRecorder(store, pool)
     # the same assembly as a simulation: SecAgg+ wraps the gRPC pool, codecs decode, epsilon is tracked;
     # the log line first: it follows the checkpoint at once, as people (and tests) watching the log expect
-    loop = assemble_loop(sim, pool, observers=[_LogRound(), recorder, store, board, *trackers], checkpoint_path=ckpt,
-                         round_timeout=scfg.round_deadline_s, ledger_keys=scfg.credentials or None, receipts=True)
+    observers: list[Any] = [_LogRound(), recorder, store, board, *trackers]
+    loop: Any
+    if cfg.asynchrony.mode == "async":  # each task its own deadline; results taken as they arrive (docs/async.md)
+        from fedloom.app.build import assemble_async_loop
+        from fedloom.app.rules import cohort_size
+        from fedloom.engine.async_realtime import RealtimeDriver
+
+        driver = RealtimeDriver(cfg.asynchrony.concurrency or cohort_size(cfg))
+        loop = assemble_async_loop(sim, pool, observers=observers, checkpoint_path=ckpt,
+                                   round_timeout=scfg.round_deadline_s, driver=driver)
+    else:
+        loop = assemble_loop(sim, pool, observers=observers, checkpoint_path=ckpt,
+                             round_timeout=scfg.round_deadline_s, ledger_keys=scfg.credentials or None, receipts=True)
     recorder.loop = loop
     start = time.perf_counter()
     try:

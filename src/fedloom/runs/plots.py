@@ -18,7 +18,7 @@ PLOTS: dict[str, tuple[Sequence[str], str]] = {
 }
 
 
-ALL_PLOTS: tuple[str, ...] = (*PLOTS, "accuracy_vs_bytes")
+ALL_PLOTS: tuple[str, ...] = (*PLOTS, "accuracy_vs_bytes", "accuracy_vs_virtual_time")
 """Every plot :func:`write_plots` can draw, by file stem."""
 
 # Fixed margins instead of tight_layout(), which draws each figure once more just to measure it.
@@ -59,7 +59,29 @@ def write_plots(history: list[dict[str, Any]], out_dir: str | Path,
     bytes_plot = _accuracy_vs_bytes(history, out_dir, plt) if "accuracy_vs_bytes" in names else None
     if bytes_plot is not None:
         written.append(bytes_plot)
+    clock_plot = _accuracy_vs_virtual_time(history, out_dir, plt) if "accuracy_vs_virtual_time" in names else None
+    if clock_plot is not None:
+        written.append(clock_plot)
     return written
+
+
+def _accuracy_vs_virtual_time(history: list[dict[str, Any]], out_dir: Path, plt: Any) -> Path | None:
+    """Accuracy against ``virtual_time_s`` (runs on a heterogeneous fleet's virtual clock, docs/async.md)."""
+    key = "accuracy" if any("accuracy" in h for h in history) else "fed_accuracy"
+    points = [(h["virtual_time_s"], h[key]) for h in history if key in h and "virtual_time_s" in h]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs, ys = zip(*points, strict=True)
+    ax.plot(xs, ys, marker="o", markersize=3)
+    ax.set_xlabel("virtual time (s)")
+    ax.set_ylabel(key)
+    ax.grid(alpha=0.3)
+    fig.subplots_adjust(**_MARGINS)
+    path = out_dir / "accuracy_vs_virtual_time.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _accuracy_vs_bytes(history: list[dict[str, Any]], out_dir: Path, plt: Any) -> Path | None:

@@ -1,0 +1,1 @@
+"""Asynchronous FL benchmark (``python -m benchmarks.async``)."""
