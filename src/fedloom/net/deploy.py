@@ -444,9 +444,7 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
     if not name:
         raise ConfigError("the client needs a name: --name, [client] name, or a client certificate")
     if ccfg.threads:
-        import torch
-
-        torch.set_num_threads(ccfg.threads)
+        _limit_threads(cfg, ccfg.threads)
     creds = None
     if not insecure:
         if not ca:
@@ -469,3 +467,14 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
     if isinstance(client, ModelCheck) and client.error is not None:
         raise client.error
     return reason
+
+
+def _limit_threads(cfg: RunConfig, threads: int) -> None:
+    """``[client] threads``: torch's intra-op threads for torch models; a scikit-learn or XGBoost client
+    does not import torch (XGBoost runs with ``nthread=1``, scikit-learn's solvers single-threaded)."""
+    from fedloom.app.tabular import model_family
+
+    if model_family(cfg) == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
