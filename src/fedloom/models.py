@@ -80,7 +80,7 @@ def cnn(
 
 def _not_torch(name: str) -> Callable[..., nn.Module]:
     def build(**_: object) -> nn.Module:
-        raise ConfigError(f"model {name!r} is not a PyTorch module: it runs through fedloom.app.tabular, not build_model")
+        raise ConfigError(f"model {name!r} is not a PyTorch module: fedloom.app.tabular builds it, not build_model")
 
     return build
 

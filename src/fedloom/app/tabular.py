@@ -17,9 +17,12 @@ from fedloom.core.types import ClientId
 from fedloom.errors import ConfigError
 from fedloom.sklearn.models import estimator_name, is_sklearn_model
 
+RunConfig = Any
+"""A :class:`fedloom.app.config.RunConfig` (not imported: the config's rules import this module)."""
+Simulation = Any
+"""A :class:`fedloom.app.build.Simulation` (not imported: build imports this module)."""
+
 if TYPE_CHECKING:
-    from fedloom.app.build import Simulation
-    from fedloom.app.config import RunConfig
     from fedloom.data import Dataset
     from fedloom.sklearn.models import ModelSpec
     from fedloom.trees.client import TreeSpec

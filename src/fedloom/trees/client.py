@@ -91,7 +91,7 @@ class TreeClient(Client):
             return EvaluateRes(0.0, 0, {})
         x, y = self.test_data
         loss, metrics = tree_scores(self.spec, parameters, np.asarray(x, dtype=np.float64), np.asarray(y))
-        return EvaluateRes(loss, len(y), metrics)
+        return EvaluateRes(loss, len(y), dict(metrics))
 
 
 def _check_hist_model(parameters: Parameters, spec: TreeSpec) -> None:

@@ -100,7 +100,8 @@ class XGBBagging(TreeStrategy):
                                        objective=self.spec.objective)
         per_round = 1 if self.spec.objective != "multi:softprob" else self.spec.num_classes
         if bst.num_trees(model) != self.spec.local_rounds * per_round:
-            raise ValidationError(f"expected {self.spec.local_rounds * per_round} new trees, got {bst.num_trees(model)}")
+            want = self.spec.local_rounds * per_round
+            raise ValidationError(f"expected {want} new trees, got {bst.num_trees(model)}")
         return model
 
     def aggregate_fit(self, state: ServerState, rnd: int, results: Sequence[tuple[ClientId, FitRes]],
