@@ -374,8 +374,11 @@ class SimulationSeeds(ClientWrapper):
 
 
 def _checkable(cfg: RunConfig) -> bool:
-    """Whether a task's parameters are the plain model (not a compressed broadcast or HE ciphertexts)."""
-    return not cfg.communication.compress_broadcast and not cfg.encryption.he
+    """Whether a task's parameters are the plain model of a fixed layout (not a compressed broadcast, HE
+    ciphertexts, or a tree ensemble, which grows and whose client checks what it receives itself)."""
+    from fedloom.app.tabular import model_family
+
+    return not cfg.communication.compress_broadcast and not cfg.encryption.he and model_family(cfg) != "xgboost"
 
 
 class ModelCheck(ClientWrapper):
