@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fedloom.net import create_credentials
+from fedloom.app.build import run_simulation
+from fedloom.net import create_credentials, load_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,7 @@ def creds(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _deploy(tmp: Path, creds: Path, *, model: str, strategy: str, rounds: int) -> dict:
+    """Run the deployment; its summary, with ``simulated``: the in-process simulation of the same config."""
     port, run = _free_port(), tmp / "run"
     config = tmp / "deploy.toml"
     config.write_text(CONFIG.format(model=model, strategy=strategy, rounds=rounds, port=port, creds=creds, run=run))
@@ -87,7 +89,9 @@ def _deploy(tmp: Path, creds: Path, *, model: str, strategy: str, rounds: int) -
             text = (tmp / log).read_text()
             assert code == 0, text[-3000:]
             assert "torch imported: False" in text, text[-3000:]
-        return json.loads((run / "summary.json").read_text())
+        summary = json.loads((run / "summary.json").read_text())
+        summary["simulated"] = run_simulation(load_deployment(config)[0]).final
+        return summary
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -98,6 +102,7 @@ def _deploy(tmp: Path, creds: Path, *, model: str, strategy: str, rounds: int) -
 def test_sklearn_logistic_over_grpc(tmp_path: Path, creds: Path) -> None:
     summary = _deploy(tmp_path, creds, model="sklearn:logistic", strategy="fedavg", rounds=3)
     assert summary["final"]["accuracy"] >= 0.95
+    assert abs(summary["final"]["accuracy"] - summary["simulated"]["accuracy"]) <= 0.01  # same code, same numbers
     assert [h["fit_clients"] for h in summary["history"]] == [3.0, 3.0, 3.0]
 
 
@@ -105,4 +110,5 @@ def test_xgboost_bagging_over_grpc(tmp_path: Path, creds: Path) -> None:
     pytest.importorskip("xgboost")
     summary = _deploy(tmp_path, creds, model="xgboost", strategy="xgb-bagging", rounds=5)
     assert summary["final"]["auc"] >= 0.98  # centralized XGBoost on this split: 0.984 (docs/tabular.md)
+    assert abs(summary["final"]["auc"] - summary["simulated"]["auc"]) <= 0.01
     assert summary["history"][-1]["train_trees"] == 30.0  # three clients, two trees each, five rounds
