@@ -100,3 +100,16 @@ def test_cli_run_writes_accuracy_and_auc_without_importing_torch(tmp_path: Path)
     assert "torch imported: False" in out.stdout
     final = json.loads((tmp_path / "run" / "summary.json").read_text())["final"]
     assert final["accuracy"] >= 0.95 and "auc" in final
+
+
+@pytest.mark.parametrize("layer", [{"secagg": True}, {"dp": "central", "noise_multiplier": 0.1, "clip": 5.0},
+                                   {"compression": "q8"}, {"aggregator": "median"}, {"strategy": "fedadam"},
+                                   {"he": True, "fraction_evaluate": 1.0}], ids=str)
+def test_update_layers_apply_to_estimator_arrays(layer: dict) -> None:
+    if layer.get("he"):
+        pytest.importorskip("tenseal")
+    settings = {"fraction_evaluate": 0.0, **layer}
+    result = run_simulation(RunConfig(dataset="breast_cancer", model="sklearn:logistic", clients=5, partition="iid",
+                                      rounds=3, progress=False, **settings))
+    accuracy = result.final.get("accuracy", result.history[-1].metrics.get("fed_accuracy"))
+    assert accuracy is not None and accuracy >= 0.93
