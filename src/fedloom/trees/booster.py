@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from fedloom.errors import ValidationError
+from fedloom.errors import ConfigError, ValidationError
 
-__all__ = ["BOOSTER", "MAX_BOOSTER_BYTES", "booster_bytes", "check_booster_json", "append_trees", "load_booster",
-           "num_trees", "xgb_params", "empty_booster"]
+__all__ = ["xgboost_module", "BOOSTER", "MAX_BOOSTER_BYTES", "booster_bytes", "check_booster_json", "append_trees",
+           "load_booster", "num_trees", "xgb_params", "empty_booster", "to_array"]
 
 BOOSTER = "booster"
 """The parameter name of a booster's JSON bytes."""
@@ -28,6 +28,16 @@ MAX_BOOSTER_BYTES = 256 * 2**20
 
 _TREE_ARRAYS = ("left_children", "right_children", "split_indices", "split_conditions", "base_weights",
                 "default_left")
+
+
+def xgboost_module() -> Any:
+    """``import xgboost``, or a :class:`ConfigError` saying how to install it."""
+    try:
+        import xgboost
+    except ImportError as exc:
+        raise ConfigError("xgb-bagging and xgb-cyclic need XGBoost: pip install 'fedloom[xgboost]' (the xgboost-cpu "
+                          "wheel); xgb-histogram runs without it") from exc
+    return xgboost
 
 
 def empty_booster() -> np.ndarray:
@@ -156,6 +166,5 @@ def load_booster(raw: np.ndarray, *, num_features: int, objective: str) -> Any:
     if raw.size == 0:
         return None
     check_booster_json(raw, num_features=num_features, objective=objective)
-    import xgboost as xgb
-
+    xgb = xgboost_module()
     return xgb.Booster(model_file=bytearray(raw.tobytes()))

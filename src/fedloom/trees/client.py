@@ -73,8 +73,7 @@ class TreeClient(Client):
                               "xgb-bagging, xgb-cyclic or xgb-histogram")
 
     def _boost(self, parameters: Parameters, seed: int) -> np.ndarray:
-        import xgboost as xgb
-
+        xgb = bst.xgboost_module()
         if bst.BOOSTER not in parameters:
             raise ValidationError(f"boost task without a {bst.BOOSTER!r} array")
         start = bst.load_booster(parameters[bst.BOOSTER], num_features=self.spec.num_features,
@@ -114,8 +113,7 @@ def predict(spec: TreeSpec, parameters: Parameters, x: np.ndarray) -> np.ndarray
         if booster is None:
             margin = np.zeros(len(x)) if spec.num_classes <= 2 else np.zeros((len(x), spec.num_classes))
             return _link(spec, margin)
-        import xgboost as xgb
-
+        xgb = bst.xgboost_module()
         out = np.asarray(booster.predict(xgb.DMatrix(x)), dtype=np.float64)
         if spec.objective == "binary:logistic":
             return np.stack([1 - out, out], axis=1)
