@@ -86,3 +86,10 @@ def test_bagging_counts_a_bad_result_as_that_clients_failure() -> None:
 def test_tree_rules(settings: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_simulation(RunConfig(progress=False, **{"dataset": "breast_cancer", **settings}))
+
+
+def test_bagging_grows_one_tree_per_class_on_multiclass_data() -> None:
+    result = run_simulation(RunConfig(strategy="xgb-bagging", rounds=3, **{**BAGGING, "dataset": "wine",
+                                                                          "xgb_local_rounds": 1}))
+    assert result.history[-1].metrics["train_trees"] == 3 * 3 * 3  # rounds x clients x classes
+    assert result.final["accuracy"] >= 0.9

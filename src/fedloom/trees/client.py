@@ -117,6 +117,8 @@ def predict(spec: TreeSpec, parameters: Parameters, x: np.ndarray) -> np.ndarray
         out = np.asarray(booster.predict(xgb.DMatrix(x)), dtype=np.float64)
         if spec.objective == "binary:logistic":
             return np.stack([1 - out, out], axis=1)
+        if out.ndim == 2:  # multi:softprob, float32: renormalize in float64
+            return out / out.sum(axis=1, keepdims=True)
         return out
     return _link(spec, hg.predict_margin(x, parameters))
 
