@@ -140,13 +140,13 @@ def _robustness_notice(cfg: Any) -> None:
     """Say which fraction of attackers the aggregator tolerates (with a robust aggregator or a simulated
     attack), and warn when the simulated attackers are more than that."""
     from fedloom.app.rules import cohort_size
-    from fedloom.scenarios.attacks import choose_attackers
 
     alg, scen = cfg.algorithm, cfg.scenarios
     name = alg.effective_aggregator()
     attacked = scen.attack != "none" and scen.attackers > 0
     if name == "mean" and not attacked:
         return
+    from fedloom.scenarios.attacks import choose_attackers  # imports torch: only when there is something to say
     n, population = cohort_size(cfg), cfg.federation.clients
     tolerated = alg.tolerated(n)
     if tolerated is None:

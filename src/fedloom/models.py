@@ -78,6 +78,22 @@ def cnn(
     )
 
 
+def _not_torch(name: str) -> Callable[..., nn.Module]:
+    def build(**_: object) -> nn.Module:
+        raise ConfigError(f"model {name!r} is not a PyTorch module: fedloom.app.tabular builds it, not build_model")
+
+    return build
+
+
+# Models that are not PyTorch modules (docs/tabular.md): listed here so --model's help shows them.
+MODELS.register("xgboost", _not_torch("xgboost"),
+                help="Gradient-boosted trees (XGBoost; --strategy xgb-bagging, xgb-cyclic or xgb-histogram).")
+for _name, _text in (("logistic", "LogisticRegression"), ("sgd", "SGDClassifier (log loss)"),
+                     ("sgd-regressor", "SGDRegressor"), ("ridge", "Ridge"), ("mlp", "MLPClassifier")):
+    MODELS.register(f"sklearn:{_name}", _not_torch(f"sklearn:{_name}"),
+                    help=f"scikit-learn {_text}, federated by its arrays (or sklearn:package.module:factory).")
+
+
 def model_factory(name: str) -> Callable[..., nn.Module]:
     """Resolve a built-in name or a ``"package.module:factory"`` import path."""
     if name in MODELS:

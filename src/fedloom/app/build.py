@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 
-from fedloom.app import privacy, usercode
+from fedloom.app import privacy, tabular, usercode
 from fedloom.app.config import RunConfig
 from fedloom.app.layers import client_layers, stack
 from fedloom.backends import make_pool
@@ -40,12 +39,8 @@ from fedloom.engine import FederatedLoop, RoundCodec, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
 from fedloom.strategies import CentralEvaluateFn, build_strategy
-from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
-from fedloom.torch.model_cache import ModelCache
-from fedloom.torch.optimizers import OPTIMIZERS
-from fedloom.torch.training import TensorData
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch loads only for torch models (a scikit-learn or XGBoost run never imports it)
     from torch import nn
 
 __all__ = ["Simulation", "Side", "assemble_async_loop", "assemble_loop", "fleet", "build_simulation",
@@ -131,6 +126,13 @@ def local_split(cfg: RunConfig, ds: Dataset) -> ClientSplit:
 
 def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
     """``cid -> TorchClient`` on that client's split: the client half of the configured algorithm."""
+    import torch
+
+    from fedloom.torch import TorchClient
+    from fedloom.torch.model_cache import ModelCache
+    from fedloom.torch.optimizers import OPTIMIZERS
+    from fedloom.torch.training import TensorData
+
     ds, splits = sim.dataset, sim.splits
     x_pool, y_pool = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
     optimizer_fn = OPTIMIZERS.get(cfg.training.optimizer)(cfg.training)
@@ -187,7 +189,8 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
     """
     cfg.validate()
     seed = cfg.run.seed
-    torch.manual_seed(seed)
+    family = tabular.model_family(cfg)  # torch, sklearn or xgboost
+    _seed_torch(family, seed)
     data = cfg.data
     ds = load_dataset(
         data.dataset,
@@ -215,13 +218,16 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
     else:
         layers = client_layers(cfg, num_clients=len(splits), states=sim.client_states, codec=codec,
                                he_context=he_secret)
-        sim.client_fn = stack(own or torch_client_factory(cfg, sim), layers)
-    torch.manual_seed(seed)
+        builtin = torch_client_factory if family == "torch" else tabular.client_factory
+        sim.client_fn = stack(own or builtin(cfg, sim), layers)
+    _seed_torch(family, seed)
     yours = usercode.user_initial_parameters(cfg, own)
-    sim.initial_parameters = yours if yours is not None else module_parameters(sim.model())
-    torch.manual_seed(seed)
+    sim.initial_parameters = yours if yours is not None else _initial_parameters(family, cfg, sim)
+    _seed_torch(family, seed)
     common = _common_strategy_kwargs(cfg, sim, min_fit_results)  # built once: it holds the evaluation model
-    if he_public is not None:
+    if family == "xgboost":
+        sim.strategy = tabular.tree_strategy(cfg, sim, common)
+    elif he_public is not None:
         from fedloom.privacy.he import HEFedAvg
 
         # the server holds the public context only; it can neither evaluate centrally nor use robust aggregators
@@ -229,6 +235,22 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
     else:
         sim.strategy = privacy.wrap_strategy(cfg, build_strategy(cfg.algorithm, common))
     return sim
+
+
+def _seed_torch(family: str, seed: int) -> None:
+    if family == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def _initial_parameters(family: str, cfg: RunConfig, sim: Simulation) -> Parameters:
+    """The configured model's first global parameters (a torch module's, an estimator's or an empty ensemble)."""
+    if family != "torch":
+        return tabular.initial_parameters(cfg, sim)
+    from fedloom.torch import module_parameters
+
+    return module_parameters(sim.model())
 
 
 def _codecs(cfg: RunConfig) -> tuple[Any, RoundCodec | None]:
@@ -281,6 +303,13 @@ def _server_side(cid: ClientId) -> Client:
 
 def central_evaluate_fn(sim: Simulation) -> CentralEvaluateFn:
     """Evaluate global parameters on the server's held-out test set (the built-in central evaluation)."""
+    if tabular.model_family(sim.config) != "torch":
+        return tabular.evaluate_fn(sim.config, sim)
+    import torch
+
+    from fedloom.torch import make_evaluate_fn
+    from fedloom.torch.training import TensorData
+
     ds = sim.dataset
     test = TensorData(torch.from_numpy(ds.x_test), torch.from_numpy(ds.y_test))
     return make_evaluate_fn(sim.model, test, task=ds.task)

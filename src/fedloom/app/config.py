@@ -8,7 +8,7 @@ also works outside its table, and flat TOML files keep working.
 
 Sections and their TOML tables: ``[data]``, ``[training]``, ``[federation]``, ``[algorithm]``,
 ``[scenarios]``, ``[execution]``, ``[privacy]``, ``[communication]``, ``[encryption]``, ``[run]``,
-``[tracking]``, ``[ledger]``, ``[asynchrony]`` and ``[heterogeneity]``.
+``[tracking]``, ``[ledger]``, ``[asynchrony]``, ``[heterogeneity]``, ``[sklearn]`` and ``[trees]``.
 
 Example:
     >>> cfg = RunConfig(dataset="iris", clients=3)
@@ -35,9 +35,11 @@ from fedloom.ledger.options import LedgerOptions
 from fedloom.privacy.he.options import HEOptions
 from fedloom.privacy.options import PrivacyOptions
 from fedloom.scenarios.options import HeterogeneityOptions, ScenarioOptions
+from fedloom.sklearn.options import SklearnOptions
 from fedloom.strategies.options import StrategyOptions
 from fedloom.torch.options import TrainingOptions
 from fedloom.tracking.options import TrackingOptions
+from fedloom.trees.options import TreeOptions
 
 __all__ = ["RunConfig", "RunOptions", "SECTIONS", "load_config", "config_fields", "config_from_mapping",
            "read_toml", "section_of"]
@@ -75,6 +77,8 @@ SECTIONS: dict[str, type] = {
     "ledger": LedgerOptions,
     "asynchrony": AsyncOptions,
     "heterogeneity": HeterogeneityOptions,
+    "sklearn": SklearnOptions,
+    "trees": TreeOptions,
 }
 """Section name (TOML table, attribute of :class:`RunConfig`) -> the dataclass that owns it."""
 
@@ -111,6 +115,8 @@ class RunConfig:
     ledger: LedgerOptions
     asynchrony: AsyncOptions
     heterogeneity: HeterogeneityOptions
+    sklearn: SklearnOptions
+    trees: TreeOptions
 
     def __init__(self, **values: Any) -> None:
         sections: dict[str, Any] = {}

@@ -55,6 +55,28 @@ def _plain_mean(cfg: RunConfig) -> bool:
     return _mean(cfg) and cfg.algorithm.clip_update_norm == 0
 
 
+def _family(cfg: RunConfig) -> str:
+    from fedloom.app.tabular import model_family
+
+    return model_family(cfg)
+
+
+def _tree_strategy(cfg: RunConfig) -> bool:
+    from fedloom.app.tabular import TREE_STRATEGIES
+
+    return cfg.algorithm.strategy in TREE_STRATEGIES
+
+
+def _tree_layers(cfg: RunConfig) -> list[str]:
+    """The update layers a tree run was asked for (none of them applies to trees or histograms yet)."""
+    asked = {"--secagg": cfg.privacy.secagg, f"--dp {cfg.privacy.dp}": cfg.privacy.dp != "none",
+             "--dp-sgd": cfg.privacy.dp_sgd, "--he": cfg.encryption.he,
+             f"--compression {cfg.communication.compression}": cfg.communication.compression != "none",
+             "--compress-broadcast": cfg.communication.compress_broadcast,
+             "--clip-update-norm": cfg.algorithm.clip_update_norm > 0}
+    return [name for name, on in asked.items() if on]
+
+
 def _mean(cfg: RunConfig) -> bool:
     return cfg.algorithm.effective_aggregator() == "mean"
 
@@ -237,6 +259,25 @@ RULES: list[Rule] = [
     Rule("async-contributions",
          lambda c: _async(c) and c.ledger.contributions,
          lambda c: "--contributions scores synchronous rounds; drop it with --mode async"),
+    Rule("vectorized-needs-torch",
+         lambda c: c.execution.backend == "vectorized" and _family(c) != "torch",
+         lambda c: (f"--backend vectorized batches PyTorch models with torch.func; --model {c.training.model} is "
+                    "not one: use --backend inline (or ray)")),
+    Rule("xgboost-needs-tree-strategy",
+         lambda c: _family(c) == "xgboost" and not _tree_strategy(c),
+         lambda c: (f"--model xgboost trains trees, which --strategy {c.algorithm.strategy} cannot average: use "
+                    "--strategy xgb-bagging, xgb-cyclic or xgb-histogram")),
+    Rule("tree-strategy-needs-xgboost",
+         lambda c: _tree_strategy(c) and _family(c) != "xgboost",
+         lambda c: f"--strategy {c.algorithm.strategy} grows XGBoost trees: use --model xgboost"),
+    Rule("trees-update-layers",
+         lambda c: _family(c) == "xgboost" and bool(_tree_layers(c)),
+         lambda c: (f"--model xgboost does not support {', '.join(_tree_layers(c))} yet: those layers work on "
+                    "averaged float updates, and tree strategies exchange boosters and histograms (docs/tabular.md)")),
+    Rule("dp-sgd-needs-torch",
+         lambda c: c.privacy.dp_sgd and _family(c) == "sklearn",
+         lambda c: ("--dp-sgd trains PyTorch models with per-example clipping (Opacus); scikit-learn estimators "
+                    "cannot: use --dp local or --dp central")),
     Rule("contributions-need-individual-updates",
          lambda c: c.ledger.contributions and (c.privacy.secagg or c.encryption.he),
          lambda c: ("--contributions scores each client's update, but under "

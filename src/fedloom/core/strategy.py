@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fedloom.core.parameters import Parameters
+from fedloom.core.parameters import Parameters, ParamSpec
 from fedloom.core.sampling import sample_uniform
 from fedloom.core.types import ClientId, EvaluateIns, EvaluateRes, FitIns, FitRes, Metrics, Scalar
 from fedloom.errors import RoundFailedError
@@ -164,6 +164,16 @@ class Strategy(ABC):
         failures: Sequence[Failure],
     ) -> Metrics:
         """Combine results into ``state.parameters`` (in place); return diagnostics."""
+
+    def result_spec(self, state: ServerState, model_spec: ParamSpec) -> ParamSpec | None:
+        """What every fit result of the coming round must match: names, dtypes and shapes.
+
+        The default is the global model's layout (``model_spec``, taken when the run started). A
+        strategy whose results have another or a changing layout (tree models that grow, gradient
+        histograms) returns ``None``: the round loop then checks only that results are finite and
+        well-formed, and the strategy validates their contents in :meth:`aggregate_fit`.
+        """
+        return model_spec
 
     def configure_evaluate(
         self, state: ServerState, rnd: int, clients: Sequence[ClientId]

@@ -44,12 +44,18 @@ def check_update(update: Parameters, expected: ParamSpec, *, check_dtype: bool =
             raise ValidationError(f"{name!r}: contains NaN or infinite values")
 
 
-def check_fit_result(res: object, expected: ParamSpec) -> None:
-    """Validate a client's fit result at the boundary (type, example count, parameters)."""
+def check_fit_result(res: object, expected: ParamSpec | None) -> None:
+    """Validate a client's fit result at the boundary (type, example count, parameters).
+
+    ``expected=None`` (a strategy whose results change layout, see
+    :meth:`~fedloom.core.strategy.Strategy.result_spec`): any names and shapes, every float finite."""
     if not isinstance(res, FitRes):
         raise ValidationError(f"fit must return FitRes, got {type(res).__name__}")
     if isinstance(res.num_examples, bool) or not isinstance(res.num_examples, int) or res.num_examples < 0:
         raise ValidationError(f"num_examples must be a non-negative int, got {res.num_examples!r}")
+    if expected is None:
+        check_update(res.parameters, res.parameters.spec())  # finiteness only
+        return
     check_update(res.parameters, expected)
 
 

@@ -248,18 +248,19 @@ class FederatedLoop:
         clients = self.pool.available()  # asked once: a deployment pool may wait here for enough clients
         start = time.perf_counter()  # wall_s is the round's work, not the wait for clients to connect
         self.last_wait_s = start - waiting
+        spec = self.strategy.result_spec(state, expected)  # None: a layout the strategy checks itself
         tasks = self.strategy.configure_fit(state, rnd, clients)
         tasks = [(cid, _with_task_keys(ins, rnd, self.seed, cid)) for cid, ins in tasks]
         if self.codec is not None:
             tasks = encode_broadcast(self.codec, tasks)
         # A compressed payload has its own names and shapes, so pools may check early only without a codec.
-        early_spec = expected if self.codec is None else None
+        early_spec = spec if self.codec is None else None
         fit = self.pool.fit(tasks, expected=early_spec, timeout=self.round_timeout)
         num_fit_tasks, num_returned = len(tasks), len(fit.results)
         if self.codec is not None:
             fit.results, undecodable = decode_results(self.codec, fit.results, state.parameters)
             fit.failures.extend(undecodable)
-        fit.results, rejected = validate_results(fit.results, expected)
+        fit.results, rejected = validate_results(fit.results, spec)
         fit.failures.extend(rejected)
         for obs in self.observers:  # observers that keep per-client records (the ledger, contribution scores)
             seen = getattr(obs, "on_fit_results", None)
@@ -319,7 +320,7 @@ class FederatedLoop:
 
 
 def validate_results(
-    results: Sequence[tuple[ClientId, FitRes]], expected: ParamSpec
+    results: Sequence[tuple[ClientId, FitRes]], expected: ParamSpec | None
 ) -> tuple[list[tuple[ClientId, FitRes]], list[Failure]]:
     """Split results into valid ones and failures (wrong names/shapes/dtypes, NaN/inf, bad counts)."""
     return _split(results, lambda res: check_fit_result(res, expected), "update")

@@ -385,8 +385,11 @@ class SimulationSeeds(ClientWrapper):
 
 
 def _checkable(cfg: RunConfig) -> bool:
-    """Whether a task's parameters are the plain model (not a compressed broadcast or HE ciphertexts)."""
-    return not cfg.communication.compress_broadcast and not cfg.encryption.he
+    """Whether a task's parameters are the plain model of a fixed layout (not a compressed broadcast, HE
+    ciphertexts, or a tree ensemble, which grows and whose client checks what it receives itself)."""
+    from fedloom.app.tabular import model_family
+
+    return not cfg.communication.compress_broadcast and not cfg.encryption.he and model_family(cfg) != "xgboost"
 
 
 class ModelCheck(ClientWrapper):
@@ -455,9 +458,7 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
     if not name:
         raise ConfigError("the client needs a name: --name, [client] name, or a client certificate")
     if ccfg.threads:
-        import torch
-
-        torch.set_num_threads(ccfg.threads)
+        _limit_threads(cfg, ccfg.threads)
     creds = None
     if not insecure:
         if not ca:
@@ -480,3 +481,14 @@ def run_client(cfg: RunConfig, ccfg: ClientConfig, *, server: str, name: str = "
     if isinstance(client, ModelCheck) and client.error is not None:
         raise client.error
     return reason
+
+
+def _limit_threads(cfg: RunConfig, threads: int) -> None:
+    """``[client] threads``: torch's intra-op threads for torch models; a scikit-learn or XGBoost client
+    does not import torch (XGBoost runs with ``nthread=1``, scikit-learn's solvers single-threaded)."""
+    from fedloom.app.tabular import model_family
+
+    if model_family(cfg) == "torch":
+        import torch
+
+        torch.set_num_threads(threads)

@@ -155,14 +155,15 @@ class RunStore:
 
 
 def final_metrics(history: list[RoundRecord]) -> dict[str, float]:
-    """Final accuracy/loss: central evaluation if any, else federated, from the last evaluated round."""
+    """Final accuracy/loss (and AUC where the evaluation reports one, e.g. binary scikit-learn and XGBoost
+    models): central evaluation if any, else federated, from the last evaluated round."""
     return _final_of_rows([r.metrics for r in history])
 
 
 def _final_of_rows(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     for m in reversed(rows):
         if "loss" in m:
-            return {k: m[k] for k in ("accuracy", "loss") if k in m}
+            return {k: m[k] for k in ("accuracy", "auc", "loss") if k in m}  # auc: binary tabular models
         if "fed_loss" in m:
             out = {"loss": m["fed_loss"]}
             if "fed_accuracy" in m:

@@ -25,6 +25,15 @@ _STRATEGY_MODULES = ["fedloom.strategies.fedavg", "fedloom.strategies.fedprox", 
 STRATEGIES: Registry[StrategyBuilder] = Registry("strategy", modules=_STRATEGY_MODULES, package="fedloom.strategies",
                                               plural="strategies")
 
+# Gradient-boosted trees (--model xgboost; fedloom.trees, loaded on first use: it needs the xgboost extra).
+STRATEGIES.register_lazy("xgb-bagging", "fedloom.trees.strategies:build_bagging",
+                         help="XGBoost tree bagging: every client adds trees each round, the server appends them.")
+STRATEGIES.register_lazy("xgb-cyclic", "fedloom.trees.strategies:build_cyclic",
+                         help="XGBoost cyclic training: one client a round, in turn, adds its trees.")
+STRATEGIES.register_lazy("xgb-histogram", "fedloom.trees.strategies:build_histogram",
+                         help="Histogram-based federated XGBoost: the server sums gradient histograms and grows "
+                              "trees equal to XGBoost hist on the pooled data.")
+
 AGGREGATORS: Registry[Callable[..., Any]] = Registry(
     "aggregator", modules=["fedloom.strategies.aggregators", "fedloom.strategies.robust"], package="fedloom.strategies"
 )
