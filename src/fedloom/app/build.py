@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +40,7 @@ from fedloom.data import Dataset, load_dataset, partition
 from fedloom.engine import FederatedLoop, RoundCodec, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
+from fedloom.personalization import build_method
 from fedloom.strategies import CentralEvaluateFn, build_strategy
 from fedloom.torch import TorchClient, make_evaluate_fn, module_parameters
 from fedloom.torch.model_cache import ModelCache
@@ -77,6 +79,8 @@ class Simulation:
     client_states: ClientStateStore
     codec: RoundCodec | None = None
     """Transport hook of the round loop (update decoding, broadcast compression), if any."""
+    full_initial_parameters: Parameters | None = None
+    """The whole initial model, personal heads included (``initial_parameters`` is what is federated)."""
 
     def model(self) -> nn.Module:  # noqa: F821 - torch's nn, imported for type checkers
         """A fresh model of the configured architecture."""
@@ -148,10 +152,17 @@ def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
             trainers[name] = TRAINERS.get(name)()
         return trainers[name]
 
+    method = build_method(cfg.personal)  # personalization: a PersonalClient runs it
+
     def client_fn(cid: ClientId) -> Client:
         split = splits[int(cid)]
         test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
-        return TorchClient(
+        make: Any = TorchClient
+        if method is not None:
+            from fedloom.personalization.client import PersonalClient
+
+            make = partial(PersonalClient, method=method, initial_parameters=sim.full_initial_parameters)
+        return make(
             model_fn=shared_model,
             train_data=TensorData(x_pool[split.train], y_pool[split.train]),
             test_data=test,
@@ -217,7 +228,8 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
         sim.client_fn = stack(own or torch_client_factory(cfg, sim), layers)
     torch.manual_seed(seed)
     yours = usercode.user_initial_parameters(cfg, own)
-    sim.initial_parameters = yours if yours is not None else module_parameters(sim.model())
+    sim.full_initial_parameters = yours if yours is not None else module_parameters(sim.model())
+    sim.initial_parameters = federated_parameters(cfg, sim.full_initial_parameters)  # personal heads stay home
     torch.manual_seed(seed)
     common = _common_strategy_kwargs(cfg, sim, min_fit_results)  # built once: it holds the evaluation model
     if he_public is not None:
@@ -228,6 +240,16 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
     else:
         sim.strategy = privacy.wrap_strategy(cfg, build_strategy(cfg.algorithm, common))
     return sim
+
+
+def federated_parameters(cfg: RunConfig, full: Parameters) -> Parameters:
+    """The entries of the whole model that are federated: all of them, or the body under FedPer/FedRep."""
+    method = build_method(cfg.personal)
+    if method is None:
+        return full
+    from fedloom.personalization.base import shared_parameters
+
+    return shared_parameters(full, method.shared(list(full)))
 
 
 def _codecs(cfg: RunConfig) -> tuple[Any, RoundCodec | None]:
@@ -306,8 +328,9 @@ def configured_evaluate_fn(cfg: RunConfig, sim: Simulation) -> CentralEvaluateFn
     ``--dataset``, none, or your ``module:factory`` (``auto``: built-in, or none with your own clients,
     whose model the built-in evaluation does not know)."""
     choice = cfg.federation.central_eval
-    if choice == "auto":
-        choice = "none" if cfg.training.client_fn else "builtin"
+    if choice == "auto":  # your clients' model, or a body without its heads (FedPer/FedRep): nothing to evaluate
+        head_only = cfg.personal.personalization in ("fedper", "fedrep")
+        choice = "none" if cfg.training.client_fn or head_only else "builtin"
     if choice == "none":
         return None
     if choice == "builtin":

@@ -8,7 +8,7 @@ also works outside its table, and flat TOML files keep working.
 
 Sections and their TOML tables: ``[data]``, ``[training]``, ``[federation]``, ``[algorithm]``,
 ``[scenarios]``, ``[execution]``, ``[privacy]``, ``[communication]``, ``[encryption]``, ``[run]``,
-``[tracking]`` and ``[ledger]``.
+``[tracking]``, ``[ledger]`` and ``[personal]``.
 
 Example:
     >>> cfg = RunConfig(dataset="iris", clients=3)
@@ -32,6 +32,7 @@ from fedloom.data.options import DataOptions
 from fedloom.engine.options import FederationOptions
 from fedloom.errors import ConfigError
 from fedloom.ledger.options import LedgerOptions
+from fedloom.personalization.options import PersonalizationOptions
 from fedloom.privacy.he.options import HEOptions
 from fedloom.privacy.options import PrivacyOptions
 from fedloom.scenarios.options import ScenarioOptions
@@ -73,6 +74,7 @@ SECTIONS: dict[str, type] = {
     "run": RunOptions,
     "tracking": TrackingOptions,
     "ledger": LedgerOptions,
+    "personal": PersonalizationOptions,
 }
 """Section name (TOML table, attribute of :class:`RunConfig`) -> the dataclass that owns it."""
 
@@ -107,6 +109,7 @@ class RunConfig:
     run: RunOptions
     tracking: TrackingOptions
     ledger: LedgerOptions
+    personal: PersonalizationOptions
 
     def __init__(self, **values: Any) -> None:
         sections: dict[str, Any] = {}
