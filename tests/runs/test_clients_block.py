@@ -18,8 +18,8 @@ from fedloom.runs.store import RunStore
 
 
 def _record(rnd: int, accs: list[float]) -> RoundRecord:
-    clients = {str(i): {"loss": 1.0 - a, "num_examples": 10.0 + i, "accuracy": a, "personal_accuracy": min(1.0, a + 0.1)}
-               for i, a in enumerate(accs)}
+    clients = {str(i): {"loss": 1.0 - a, "num_examples": 10.0 + i, "accuracy": a,
+                        "personal_accuracy": min(1.0, a + 0.1)} for i, a in enumerate(accs)}
     return RoundRecord(rnd, {"fed_accuracy": float(np.mean(accs))}, clients=clients)
 
 

@@ -14,8 +14,9 @@ Evaluation: before round 1 of a fresh run the initial model is evaluated central
 :attr:`RunResult.initial`); each evaluated round records central evaluation (``loss``,
 ``accuracy``, ...), federated evaluation (``fed_*``, with ``fed_clients`` and ``fed_failures``)
 and clients' training metrics (``train_*``). Numeric metrics go to :attr:`RoundRecord.metrics`,
-string metrics to :attr:`RoundRecord.text`, each evaluating client's own values to :attr:`RoundRecord.clients`. When a run evaluates nothing at all (no central
-``evaluate_fn`` and ``fraction_evaluate = 0``) the loop says so once, in the log.
+string metrics to :attr:`RoundRecord.text`, each evaluating client's own values to
+:attr:`RoundRecord.clients`. When a run evaluates nothing at all (no central ``evaluate_fn`` and
+``fraction_evaluate = 0``) the loop says so once, in the log.
 """
 
 from __future__ import annotations

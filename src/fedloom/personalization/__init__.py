@@ -37,5 +37,6 @@ __all__ = ["Ditto", "FedPer", "FedRep", "FineTune", "PERSONALIZATIONS", "Persona
 
 
 def build_method(options: Any) -> Personalization | None:
-    """The method ``options`` (a :class:`~fedloom.personalization.options.PersonalizationOptions`) selects, or ``None``."""
+    """The method ``options`` selects (a :class:`~fedloom.personalization.options.PersonalizationOptions`), or
+    ``None``."""
     return PERSONALIZATIONS.get(options.personalization)(options)  # type: ignore[no-any-return]

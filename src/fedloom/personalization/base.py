@@ -10,15 +10,15 @@ Its per-client state (a head, a personal model) lives in the client's state entr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from fedloom.core.parameters import Parameters
-from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes, Metrics
+from fedloom.core.types import Config, EvaluateRes, FitIns, FitRes, Metrics, Scalar
 from fedloom.errors import ConfigError
 
-if TYPE_CHECKING:
-    from fedloom.personalization.client import PersonalClient
+PersonalClient = Any
+"""A :class:`fedloom.personalization.client.PersonalClient` (not imported: that module imports this one)."""
 
 __all__ = ["Personalization", "head_names", "personal_metrics", "shared_parameters"]
 
@@ -80,7 +80,7 @@ def shared_parameters(full: Parameters, names: Sequence[str]) -> Parameters:
     return Parameters({k: v for k, v in full.items() if k in keep})
 
 
-def personal_metrics(loss: float, metrics: Metrics) -> Metrics:
+def personal_metrics(loss: float, metrics: Mapping[str, Scalar]) -> Metrics:
     """``personal_loss`` and ``personal_<metric>`` for a personalized model's evaluation."""
     return {"personal_loss": float(loss), **{f"personal_{k}": v for k, v in metrics.items()}}
 

@@ -61,7 +61,8 @@ class Ditto:
         ctx = client.context()
         optimizer = task_optimizer(ctx, config)
         if self.lam > 0:
-            optimizer = cast(torch.optim.Optimizer, _ProximalStep(optimizer, client, anchor, ctx.lr_for(config) * self.lam))
+            step = _ProximalStep(optimizer, client, anchor, ctx.lr_for(config) * self.lam)
+            optimizer = cast(torch.optim.Optimizer, step)
         return train_epochs(ctx.model, ctx.train_data, loss_fn=ctx.loss_fn, optimizer=optimizer,
                             epochs=ctx.epochs_for(config), batch_size=ctx.batch_size_for(config),
                             generator=task_generator(config), device=ctx.device)
@@ -70,7 +71,8 @@ class Ditto:
         glob = client.plain_evaluate(parameters, config)
         personal = client.state.get(PERSONAL_MODEL)
         if personal is None:  # never trained: its personal model is the global one
-            return EvaluateRes(glob.loss, glob.num_examples, {**glob.metrics, **personal_metrics(glob.loss, glob.metrics)})
+            same = personal_metrics(glob.loss, glob.metrics)
+            return EvaluateRes(glob.loss, glob.num_examples, {**glob.metrics, **same})
         client.load(personal)
         loss, _, metrics = client.evaluate_loaded()
         return EvaluateRes(glob.loss, glob.num_examples, {**glob.metrics, **personal_metrics(loss, metrics)})

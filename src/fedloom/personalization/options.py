@@ -34,7 +34,8 @@ class PersonalizationOptions:
         need(self.head_epochs >= 1, f"head_epochs must be >= 1, got {self.head_epochs}")
         for prefix in self.layer_prefixes:
             need(not prefix.startswith(".") and not prefix.endswith("."),
-                 f"personal_layers: {prefix!r} is not a parameter-name prefix (write '2' or 'head', no dots at the ends)")
+                 f"personal_layers: {prefix!r} is not a parameter-name prefix (write '2' or 'head', no dots at the "
+                 "ends)")
 
     @property
     def layer_prefixes(self) -> tuple[str, ...]:

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import Failure, ServerState, too_few_results, weighted_mean_metrics
 from fedloom.core.types import ClientId, Config, FitRes, Metrics
 from fedloom.errors import ConfigError
