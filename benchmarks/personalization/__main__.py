@@ -73,12 +73,13 @@ def table(results: dict[str, Any]) -> str:
     for dataset in results["datasets"]:
         for split in SPLITS:
             lines += [f"\n**{dataset}, {split}** (mean ± std over seeds {results['seeds']})\n",
-                      "| method | mean client acc. | p10 client acc. | worst client acc. |", "| --- | --- | --- | --- |"]
+                      "| method | mean client acc. | p10 client acc. | worst client acc. |",
+                      "| --- | --- | --- | --- |"]
             for row, (run, metric) in ROWS.items():
                 cells = []
                 for stat in ("mean", "p10", "worst"):
-                    vals = [stats([c[metric] for c in results["runs"][f"{dataset}|{split}|{run}|{s}"]["clients"].values()])[stat]
-                            for s in results["seeds"]]
+                    runs = [results["runs"][f"{dataset}|{split}|{run}|{s}"]["clients"] for s in results["seeds"]]
+                    vals = [stats([c[metric] for c in clients.values()])[stat] for clients in runs]
                     cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f}")
                 lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
