@@ -61,6 +61,7 @@ class FedPer:
         whole = self.whole(client, ins.parameters)
         client.load(whole)
         before = client.initial_loss_metrics(ins)
+        client.model.train()  # an evaluation may have left the module in eval mode (DP-SGD refuses it)
         outcome = self.train(client, dataclasses.replace(ins, parameters=whole))
         after = module_parameters(client.model)
         names = client.names

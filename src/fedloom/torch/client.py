@@ -153,6 +153,7 @@ class TorchClient(Client):
         """Load the task's parameters into the model and run the trainer on it."""
         model = self.model
         load_parameters(model, ins.parameters)
+        model.train()  # an evaluation left the (shared) module in eval mode; Opacus refuses one
         return self.trainer.train(self.context(), ins)
 
     def train(self, parameters: Parameters, config: Config) -> float:
