@@ -55,10 +55,12 @@ def one(dataset: str, split: str, run: str, seed: int, rounds: int) -> dict[str,
     from fedloom import RunConfig, run_simulation
 
     torch.set_num_threads(1)
-    cfg = RunConfig(dataset=dataset, rounds=rounds, seed=seed, **SETTINGS, **SPLITS[split], **RUNS[run])
-    start = time.perf_counter()
+    cfg = RunConfig(dataset=dataset, rounds=rounds, eval_every=rounds, seed=seed, **SETTINGS, **SPLITS[split],
+                    **RUNS[run])
+    start, cpu = time.perf_counter(), time.process_time()
     result = run_simulation(cfg)
-    return {"clients": result.history[-1].clients, "wall_s": time.perf_counter() - start}
+    return {"clients": result.history[-1].clients, "wall_s": time.perf_counter() - start,
+            "cpu_s": time.process_time() - cpu}
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -116,27 +118,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--datasets", nargs="+", default=["digits", "mnist"])
     ap.add_argument("--report", action="store_true", help="only rebuild table.md and clients.png from results.json")
+    ap.add_argument("--resume", action="store_true", help="keep the runs already in results.json (same settings)")
     args = ap.parse_args(argv)
     out = HERE / "results.json"
     if not args.report:
-        results: dict[str, Any] = {"settings": {**SETTINGS, "rounds": args.rounds}, "splits": SPLITS, "runs_cfg": RUNS,
-                                   "seeds": args.seeds, "datasets": args.datasets, "runs": {}}
-        start = time.perf_counter()
+        settings = {**SETTINGS, "rounds": args.rounds, "eval_every": args.rounds}
+        results: dict[str, Any] = {"settings": settings, "splits": SPLITS, "runs_cfg": RUNS, "seeds": args.seeds,
+                                   "datasets": args.datasets, "runs": {}}
+        if args.resume and out.exists():  # keep the runs of an interrupted invocation with the same settings
+            old = json.loads(out.read_text())
+            if old.get("settings") == settings:
+                results["runs"] = old["runs"]
         for dataset in args.datasets:
             for split in SPLITS:
                 for seed in args.seeds:
                     for run in RUNS:
                         key = f"{dataset}|{split}|{run}|{seed}"
+                        if key in results["runs"]:
+                            continue
                         results["runs"][key] = one(dataset, split, run, seed, args.rounds)
-                        print(f"{key}: {results['runs'][key]['wall_s']:.1f} s", flush=True)
-        results["total_s"] = time.perf_counter() - start
-        out.write_text(json.dumps(results, indent=1))
+                        r = results["runs"][key]
+                        print(f"{key}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU", flush=True)
+                        results["total_s"] = sum(v["wall_s"] for v in results["runs"].values())
+                        results["total_cpu_s"] = sum(v.get("cpu_s", 0.0) for v in results["runs"].values())
+                        out.write_text(json.dumps(results, indent=1))  # after every run: an interruption keeps them
     results = json.loads(out.read_text())
     text = table(results)
     (HERE / "table.md").write_text(text)
     plot(results, HERE / "clients.png")
     print(text)
-    print(f"total {results.get('total_s', 0):.0f} s")
+    print(f"total {results.get('total_s', 0):.0f} s wall, {results.get('total_cpu_s', 0):.0f} s CPU")
 
 
 if __name__ == "__main__":
