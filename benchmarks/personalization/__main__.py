@@ -36,6 +36,7 @@ RUNS = {  # run name -> config; each row of the table reads one metric of one ru
     "ditto": dict(personalization="ditto", ditto_lambda=0.5),
     "local": dict(personalization="ditto", ditto_lambda=0.0),
     "qfedavg": dict(strategy="qfedavg", q=1.0),
+    "apfl": dict(personalization="apfl", apfl_alpha=0.5),
 }
 ROWS = {  # table row -> (run, per-client metric)
     "FedAvg (global model)": ("finetune", "accuracy"),
@@ -43,6 +44,7 @@ ROWS = {  # table row -> (run, per-client metric)
     "FedPer": ("fedper", "personal_accuracy"),
     "FedRep": ("fedrep", "personal_accuracy"),
     "Ditto (lambda 0.5)": ("ditto", "personal_accuracy"),
+    "APFL (alpha 0.5, adaptive)": ("apfl", "personal_accuracy"),
     "q-FedAvg (q 1)": ("qfedavg", "accuracy"),
     "local only": ("local", "personal_accuracy"),
 }

@@ -141,3 +141,38 @@ def test_personal_state_lives_in_the_client_state_store_and_survives_a_save(tmp_
     back = ClientStateStore()
     back.load(tmp_path / "s.safetensors")
     assert np.array_equal(back.get("0")[HEAD]["2.weight"], store.get("0")[HEAD]["2.weight"])
+
+
+def test_apfl_sends_fedavgs_update_and_alpha_one_is_local_training() -> None:
+    from fedloom.personalization import APFL
+    from fedloom.personalization.apfl import ALPHA, LOCAL_MODEL
+
+    w0 = module_parameters(model())
+    other = Parameters({k: v * 0.3 - 1.0 for k, v in w0.items()})  # some other global model in round 2
+    c = client(APFL(alpha=1.0, adapt=False))
+    c.fit_task(FitIns(w0, {"seed": 11, "local_epochs": 1}))
+    res = c.fit_task(FitIns(other, {"seed": 12, "local_epochs": 2}))
+    sent = TorchClient(model_fn=model, train_data=data(), lr=0.1, batch_size=8).fit_task(
+        FitIns(other, {"seed": 12, "local_epochs": 2}))
+    assert all(np.array_equal(res.parameters[k], sent.parameters[k]) for k in w0)  # FedAvg's client, exactly
+    local = TorchClient(model_fn=model, train_data=data(), lr=0.1, batch_size=8)
+    local.train(w0, {"seed": 11, "local_epochs": 1})
+    local.train(module_parameters(local.model), {"seed": 12, "local_epochs": 2})
+    expected = module_parameters(local.model)  # alpha = 1: the mixture is v alone, trained on local data only
+    for k in w0:
+        np.testing.assert_allclose(c.state[LOCAL_MODEL][k], expected[k], rtol=1e-5, atol=1e-6)
+    assert float(c.state[ALPHA]["alpha"][0]) == 1.0
+
+
+def test_apfl_alpha_zero_is_the_global_model_and_alpha_adapts() -> None:
+    from fedloom.personalization import APFL
+
+    glob = module_parameters(model())
+    c = client(APFL(alpha=0.0, adapt=False))
+    c.fit_task(FitIns(glob, {"seed": 1}))
+    assert all(np.array_equal(c.method.personal_model(c, glob)[k], glob[k]) for k in glob)  # type: ignore[attr-defined]
+    res = c.evaluate(glob, {})
+    assert res.metrics["personal_loss"] == pytest.approx(res.loss)
+    adaptive = client(APFL(alpha=0.5, adapt=True))
+    out = adaptive.fit_task(FitIns(glob, {"seed": 1, "local_epochs": 3}))
+    assert 0.0 <= out.metrics["apfl_alpha"] <= 1.0 and out.metrics["apfl_alpha"] != 0.5

@@ -53,7 +53,7 @@ def test_heads_never_leave_the_clients(tmp_path: Path, extra: dict[str, Any]) ->
     assert spy.records[-1].metrics["fed_personal_accuracy"] == spy.records[-1].metrics["fed_accuracy"]
 
 
-@pytest.mark.parametrize("method", ["finetune", "ditto", "fedper"])
+@pytest.mark.parametrize("method", ["finetune", "ditto", "fedper", "apfl"])
 def test_per_client_results_weighted_by_examples_are_the_federated_metric(method: str) -> None:
     spy = Spy()
     run_simulation(RunConfig(**BASE, personalization=method), observers=[spy])
@@ -105,6 +105,7 @@ def test_every_personalization_rule_fires_with_its_message() -> None:
         "personal-head-scaffold": RunConfig(personalization="fedrep", fraction_evaluate=1.0, strategy="scaffold"),
         "fedrep-dp-sgd": RunConfig(personalization="fedrep", fraction_evaluate=1.0, dp_sgd=True,
                                    noise_multiplier=1.0),
+        "apfl-plain-sgd": RunConfig(personalization="apfl", fraction_evaluate=1.0, strategy="fedprox"),
         "personal-head-he": RunConfig(personalization="fedper", fraction_evaluate=1.0, he=True),
         "qfedavg-aggregation": RunConfig(strategy="qfedavg", secagg=True),
         "qfedavg-vectorized": RunConfig(strategy="qfedavg", backend="vectorized"),

@@ -242,6 +242,12 @@ RULES: list[Rule] = [
          lambda c: _personal(c) == "fedrep" and c.privacy.dp_sgd,
          lambda c: ("--personalization fedrep trains the head and the body in separate phases, which DP-SGD (one "
                     "Opacus-wrapped pass over the whole model) does not cover; use fedper or ditto with --dp-sgd")),
+    Rule("apfl-plain-sgd",
+         lambda c: _personal(c) == "apfl" and (c.privacy.dp_sgd or getattr(_probe(c), "local_trainer", "epochs")
+                                               not in ("epochs", "auto")),
+         lambda c: ("--personalization apfl trains the global copy with plain SGD steps interleaved with the local "
+                    "model's (Deng et al. 2020), so it cannot run another client half (FedProx's term, SCAFFOLD's "
+                    "correction, DP-SGD); use --strategy fedavg (or a server optimizer, or qfedavg)")),
     Rule("personal-head-he",
          lambda c: _personal(c) in _HEAD_METHODS and c.encryption.he,
          lambda c: (f"--personalization {_personal(c)} with --he is not supported yet (untested); use --secagg to "

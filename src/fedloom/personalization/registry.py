@@ -28,3 +28,5 @@ PERSONALIZATIONS.register_lazy("fedrep", "fedloom.personalization.fedrep:build",
                                help="FedPer with head-then-body local training (Collins et al. 2021).")
 PERSONALIZATIONS.register_lazy("ditto", "fedloom.personalization.ditto:build",
                                help="A personal model regularized towards the global one (Li et al. 2021).")
+PERSONALIZATIONS.register_lazy("apfl", "fedloom.personalization.apfl:build",
+                               help="A local model mixed with the global one, adaptive weight (Deng et al. 2020).")
