@@ -17,7 +17,8 @@ class PersonalizationOptions:
     personalization: str = option("none", "Personalization on each client: finetune (k local steps from the global "
                                   "model at evaluation), fedper (shared body, local head), fedrep (FedPer, head "
                                   "trained first with the body frozen), ditto (a personal model pulled towards the "
-                                  "global one by --ditto-lambda), apfl (a local model mixed with the global one).", choices=lambda: PERSONALIZATIONS)
+                                  "global one by --ditto-lambda), apfl (a local model mixed with the global one).",
+                                  choices=lambda: PERSONALIZATIONS)
     personal_layers: str = option("", "fedper/fedrep: comma-separated parameter-name prefixes that stay on each "
                                   "client (the head), e.g. '2' for the built-in mlp's output layer; empty = the "
                                   "model's last layer. Only the other parameters are federated.")
