@@ -121,20 +121,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--datasets", nargs="+", default=["digits", "mnist"])
     ap.add_argument("--report", action="store_true", help="only rebuild table.md and clients.png from results.json")
     ap.add_argument("--resume", action="store_true", help="keep the runs already in results.json (same settings)")
+    ap.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
+    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    ap.add_argument("--out", type=Path, default=HERE / "results.json", help="where the runs go")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[],
+                    help="first merge the runs of these files (other processes' --out) into --out")
     args = ap.parse_args(argv)
-    out = HERE / "results.json"
-    if not args.report:
+    out = args.out
+    for other in args.merge:  # runs split over processes (a busy machine gives each process its share)
+        merged = json.loads(out.read_text())
+        merged["runs"].update(json.loads(other.read_text())["runs"])
+        out.write_text(json.dumps(merged, indent=1))
+    if not args.report and not args.merge:
         settings = {**SETTINGS, "rounds": args.rounds, "eval_every": args.rounds}
         results: dict[str, Any] = {"settings": settings, "splits": SPLITS, "runs_cfg": RUNS, "seeds": args.seeds,
-                                   "datasets": args.datasets, "runs": {}}
+                                   "datasets": ["digits", "mnist"], "runs": {}}
         if args.resume and out.exists():  # keep the runs of an interrupted invocation with the same settings
             old = json.loads(out.read_text())
             if old.get("settings") == settings:
                 results["runs"] = old["runs"]
         for dataset in args.datasets:
-            for split in SPLITS:
+            for split in args.splits:
                 for seed in args.seeds:
-                    for run in RUNS:
+                    for run in args.runs:
                         key = f"{dataset}|{split}|{run}|{seed}"
                         if key in results["runs"]:
                             continue

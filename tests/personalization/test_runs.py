@@ -139,5 +139,5 @@ def test_flags_and_toml_keys(tmp_path: Path) -> None:
     p = ctx.params
     assert (p["personalization"], p["ditto_lambda"], p["finetune_steps"], p["personal_layers"], p["q"]) == (
         "ditto", 0.5, 3, "2", 1.5)
-    with pytest.raises(ConfigError, match="unknown personalization 'apfl'"):
-        RunConfig(personalization="apfl").validate()
+    with pytest.raises(ConfigError, match="unknown personalization 'pfedme'"):
+        RunConfig(personalization="pfedme").validate()
