@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["startup", "simulation", "transport", "privacy", "communication", "robustness", "adversarial",
-            "fedprox_synthetic", "papers", "audit", "ledger", "async", "tabular"]
+            "fedprox_synthetic", "papers", "audit", "ledger", "async", "tabular",
+            "personalization"]
 OVERVIEW = ROOT / "benchmarks" / "OVERVIEW.md"
 
 

@@ -187,6 +187,11 @@ def report_cmd(run_dir: str) -> None:
         raise FedloomError(f"{run_dir} has no summary.json: is it a fedloom run directory?")
     summary = json.loads(summary_file.read_text())
     plots = write_plots(summary["history"], path)
+    if (path / "metrics.sqlite").exists():  # each client's results, box plot per evaluated round
+        from fedloom.runs.plots import write_client_plots
+        from fedloom.runs.store import RunStore
+
+        plots += write_client_plots(RunStore(path).read_clients(), path)
     report = write_html_report(summary, plots, path)
     summary_table(summary)
     click.echo(f"report: {report}")

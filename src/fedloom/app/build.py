@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +39,7 @@ from fedloom.data import Dataset, load_dataset, partition
 from fedloom.engine import FederatedLoop, RoundCodec, RoundObserver, RunResult
 from fedloom.errors import ConfigError
 from fedloom.models import build_model
+from fedloom.personalization import build_method
 from fedloom.strategies import CentralEvaluateFn, build_strategy
 
 if TYPE_CHECKING:  # torch loads only for torch models (a scikit-learn or XGBoost run never imports it)
@@ -73,6 +75,8 @@ class Simulation:
     client_states: ClientStateStore
     codec: RoundCodec | None = None
     """Transport hook of the round loop (update decoding, broadcast compression), if any."""
+    full_initial_parameters: Parameters | None = None
+    """The whole initial model, personal heads included (``initial_parameters`` is what is federated)."""
 
     def model(self) -> nn.Module:  # noqa: F821 - torch's nn, imported for type checkers
         """A fresh model of the configured architecture."""
@@ -151,10 +155,17 @@ def torch_client_factory(cfg: RunConfig, sim: Simulation) -> ClientFn:
             trainers[name] = TRAINERS.get(name)()
         return trainers[name]
 
+    method = build_method(cfg.personal)  # personalization: a PersonalClient runs it
+
     def client_fn(cid: ClientId) -> Client:
         split = splits[int(cid)]
         test = (x_pool[split.test], y_pool[split.test]) if len(split.test) else None
-        return TorchClient(
+        make: Any = TorchClient
+        if method is not None:
+            from fedloom.personalization.client import PersonalClient
+
+            make = partial(PersonalClient, method=method, initial_parameters=sim.full_initial_parameters)
+        return make(
             model_fn=shared_model,
             train_data=TensorData(x_pool[split.train], y_pool[split.train]),
             test_data=test,
@@ -222,7 +233,8 @@ def build_simulation(cfg: RunConfig, *, min_fit_results: int = 1, side: Side = "
         sim.client_fn = stack(own or builtin(cfg, sim), layers)
     _seed_torch(family, seed)
     yours = usercode.user_initial_parameters(cfg, own)
-    sim.initial_parameters = yours if yours is not None else _initial_parameters(family, cfg, sim)
+    sim.full_initial_parameters = yours if yours is not None else _initial_parameters(family, cfg, sim)
+    sim.initial_parameters = federated_parameters(cfg, sim.full_initial_parameters)  # personal heads stay home
     _seed_torch(family, seed)
     common = _common_strategy_kwargs(cfg, sim, min_fit_results)  # built once: it holds the evaluation model
     if family == "xgboost":
@@ -251,6 +263,14 @@ def _initial_parameters(family: str, cfg: RunConfig, sim: Simulation) -> Paramet
     from fedloom.torch import module_parameters
 
     return module_parameters(sim.model())
+def federated_parameters(cfg: RunConfig, full: Parameters) -> Parameters:
+    """The entries of the whole model that are federated: all of them, or the body under FedPer/FedRep."""
+    method = build_method(cfg.personal)
+    if method is None:
+        return full
+    from fedloom.personalization.base import shared_parameters
+
+    return shared_parameters(full, method.shared(list(full)))
 
 
 def _codecs(cfg: RunConfig) -> tuple[Any, RoundCodec | None]:
@@ -336,8 +356,9 @@ def configured_evaluate_fn(cfg: RunConfig, sim: Simulation) -> CentralEvaluateFn
     ``--dataset``, none, or your ``module:factory`` (``auto``: built-in, or none with your own clients,
     whose model the built-in evaluation does not know)."""
     choice = cfg.federation.central_eval
-    if choice == "auto":
-        choice = "none" if cfg.training.client_fn else "builtin"
+    if choice == "auto":  # your clients' model, or a body without its heads (FedPer/FedRep): nothing to evaluate
+        head_only = cfg.personal.personalization in ("fedper", "fedrep")
+        choice = "none" if cfg.training.client_fn or head_only else "builtin"
     if choice == "none":
         return None
     if choice == "builtin":

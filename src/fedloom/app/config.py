@@ -8,7 +8,8 @@ also works outside its table, and flat TOML files keep working.
 
 Sections and their TOML tables: ``[data]``, ``[training]``, ``[federation]``, ``[algorithm]``,
 ``[scenarios]``, ``[execution]``, ``[privacy]``, ``[communication]``, ``[encryption]``, ``[run]``,
-``[tracking]``, ``[ledger]``, ``[asynchrony]``, ``[heterogeneity]``, ``[sklearn]`` and ``[trees]``.
+``[tracking]``, ``[ledger]``, ``[asynchrony]``, ``[heterogeneity]``, ``[sklearn]``, ``[trees]`` and
+``[personal]``.
 
 Example:
     >>> cfg = RunConfig(dataset="iris", clients=3)
@@ -32,6 +33,7 @@ from fedloom.data.options import DataOptions
 from fedloom.engine.options import AsyncOptions, FederationOptions
 from fedloom.errors import ConfigError
 from fedloom.ledger.options import LedgerOptions
+from fedloom.personalization.options import PersonalizationOptions
 from fedloom.privacy.he.options import HEOptions
 from fedloom.privacy.options import PrivacyOptions
 from fedloom.scenarios.options import HeterogeneityOptions, ScenarioOptions
@@ -79,6 +81,7 @@ SECTIONS: dict[str, type] = {
     "heterogeneity": HeterogeneityOptions,
     "sklearn": SklearnOptions,
     "trees": TreeOptions,
+    "personal": PersonalizationOptions,
 }
 """Section name (TOML table, attribute of :class:`RunConfig`) -> the dataclass that owns it."""
 
@@ -117,6 +120,7 @@ class RunConfig:
     heterogeneity: HeterogeneityOptions
     sklearn: SklearnOptions
     trees: TreeOptions
+    personal: PersonalizationOptions
 
     def __init__(self, **values: Any) -> None:
         sections: dict[str, Any] = {}

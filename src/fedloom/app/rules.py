@@ -51,6 +51,14 @@ _PRESETS = ("fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold")
 def _central_dp(cfg: RunConfig) -> bool:
     return cfg.privacy.dp in ("central", "central-adaptive")
 
+_HEAD_METHODS = ("fedper", "fedrep")
+"""Personalization methods that keep a head on each client and federate the body only."""
+
+
+def _personal(cfg: RunConfig) -> str:
+    return str(cfg.personal.personalization)
+
+
 def _plain_mean(cfg: RunConfig) -> bool:
     return _mean(cfg) and cfg.algorithm.clip_update_norm == 0
 
@@ -278,6 +286,51 @@ RULES: list[Rule] = [
          lambda c: c.privacy.dp_sgd and _family(c) == "sklearn",
          lambda c: ("--dp-sgd trains PyTorch models with per-example clipping (Opacus); scikit-learn estimators "
                     "cannot: use --dp local or --dp central")),
+    # personalization (docs/personalization.md): the method runs inside the built-in TorchClient; heads stay home
+    Rule("personalization-needs-torch",
+         lambda c: _personal(c) != "none" and _family(c) != "torch",
+         lambda c: (f"--personalization {_personal(c)} personalizes a PyTorch model inside the built-in TorchClient; "
+                    f"--model {c.training.model} is not one: drop --personalization (or use a torch model)")),
+    Rule("personalization-own-client",
+         lambda c: _personal(c) != "none" and bool(c.training.client_fn),
+         lambda c: (f"--personalization {_personal(c)} runs inside the built-in TorchClient, but --client-fn "
+                    "gives your own client; personalize inside your client (fedloom.personalization.PersonalClient "
+                    "is a TorchClient you can return), or drop --personalization")),
+    Rule("personalization-needs-federated-evaluation",
+         lambda c: _personal(c) != "none" and c.federation.fraction_evaluate <= 0,
+         lambda c: (f"--personalization {_personal(c)} is judged by each client on its own held-out data, so it "
+                    "needs federated evaluation: pass --fraction-evaluate 1.0 (or a fraction > 0)")),
+    Rule("personal-head-central-eval",
+         lambda c: _personal(c) in _HEAD_METHODS and c.federation.central_eval == "builtin",
+         lambda c: (f"--personalization {_personal(c)}: the server holds the body only (heads never leave the "
+                    "clients), so it cannot evaluate a whole model centrally; use --central-eval none (or auto)")),
+    Rule("personal-head-scaffold",
+         lambda c: _personal(c) in _HEAD_METHODS and _scaffold(c),
+         lambda c: (f"--personalization {_personal(c)} federates the body only, but SCAFFOLD's client corrects "
+                    "every parameter with control variates of the whole model; use --strategy fedavg or fedprox")),
+    Rule("fedrep-dp-sgd",
+         lambda c: _personal(c) == "fedrep" and c.privacy.dp_sgd,
+         lambda c: ("--personalization fedrep trains the head and the body in separate phases, which DP-SGD (one "
+                    "Opacus-wrapped pass over the whole model) does not cover; use fedper or ditto with --dp-sgd")),
+    Rule("apfl-plain-sgd",
+         lambda c: _personal(c) == "apfl" and (c.privacy.dp_sgd or getattr(_probe(c), "local_trainer", "epochs")
+                                               not in ("epochs", "auto")),
+         lambda c: ("--personalization apfl trains the global copy with plain SGD steps interleaved with the local "
+                    "model's (Deng et al. 2020), so it cannot run another client half (FedProx's term, SCAFFOLD's "
+                    "correction, DP-SGD); use --strategy fedavg (or a server optimizer, or qfedavg)")),
+    Rule("personal-head-he",
+         lambda c: _personal(c) in _HEAD_METHODS and c.encryption.he,
+         lambda c: (f"--personalization {_personal(c)} with --he is not supported yet (untested); use --secagg to "
+                    "hide the body updates, or ditto/finetune with --he")),
+    Rule("qfedavg-aggregation",
+         lambda c: c.algorithm.strategy == "qfedavg" and (c.privacy.secagg or _central_dp(c) or not _plain_mean(c)),
+         lambda c: ("--strategy qfedavg combines every client's update with its own loss-dependent weight; it needs "
+                    "individual, unclipped updates, so it runs without --secagg, central --dp, robust aggregators "
+                    "and --clip-update-norm (use --dp local to protect updates)")),
+    Rule("qfedavg-vectorized",
+         lambda c: c.algorithm.strategy == "qfedavg" and c.execution.backend == "vectorized",
+         lambda c: ("--strategy qfedavg needs each client's loss before training, which the vectorized backend does "
+                    "not report; use --backend inline or ray")),
     Rule("contributions-need-individual-updates",
          lambda c: c.ledger.contributions and (c.privacy.secagg or c.encryption.he),
          lambda c: ("--contributions scores each client's update, but under "

@@ -14,8 +14,9 @@ Evaluation: before round 1 of a fresh run the initial model is evaluated central
 :attr:`RunResult.initial`); each evaluated round records central evaluation (``loss``,
 ``accuracy``, ...), federated evaluation (``fed_*``, with ``fed_clients`` and ``fed_failures``)
 and clients' training metrics (``train_*``). Numeric metrics go to :attr:`RoundRecord.metrics`,
-string metrics to :attr:`RoundRecord.text`. When a run evaluates nothing at all (no central
-``evaluate_fn`` and ``fraction_evaluate = 0``) the loop says so once, in the log.
+string metrics to :attr:`RoundRecord.text`, each evaluating client's own values to
+:attr:`RoundRecord.clients`. When a run evaluates nothing at all (no central ``evaluate_fn`` and
+``fraction_evaluate = 0``) the loop says so once, in the log.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from fedloom.engine.codec import RoundCodec, decode_results, encode_broadcast
 from fedloom.errors import RoundFailedError, StopTraining, ValidationError
 
 __all__ = ["RoundRecord", "RunResult", "RoundObserver", "FederatedLoop", "task_seed", "validate_results",
-           "validate_evaluate_results"]
+           "validate_evaluate_results", "per_client_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ class RoundRecord:
     round: int
     metrics: dict[str, float] = field(default_factory=dict)
     text: dict[str, str] = field(default_factory=dict)
+    clients: dict[ClientId, dict[str, float]] = field(default_factory=dict)
+    """Federated evaluation per client: ``{cid: {"loss": ..., "num_examples": ..., "accuracy": ..., ...}}``
+    (each client's own held-out split; numeric metrics only). Empty when the round evaluated no client."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"round": self.round, **self.metrics, **self.text}
@@ -176,7 +180,7 @@ class FederatedLoop:
             state.components = restore_components(template, state.components)
         except ValidationError as exc:
             raise ValidationError(f"cannot resume {self.strategy!r} from {self.checkpoint_path}: {exc}") from exc
-        history = [RoundRecord(int(h["round"]), dict(h["metrics"]), dict(h.get("text", {})))
+        history = [RoundRecord(int(h["round"]), dict(h["metrics"]), dict(h.get("text", {})), dict(h.get("clients", {})))
                    for h in extra.get("history", [])]
         if self.client_states is not None and not load_client_states(self.checkpoint_path, self.client_states):
             log.info("the checkpoint %s holds no client state (written without it)", self.checkpoint_path)
@@ -207,7 +211,8 @@ class FederatedLoop:
                 save_checkpoint(
                     self.checkpoint_path,
                     state,
-                    {"history": [{"round": h.round, "metrics": h.metrics, "text": h.text} for h in history]},
+                    {"history": [{"round": h.round, "metrics": h.metrics, "text": h.text, "clients": h.clients}
+                                 for h in history]},
                     client_states=self.client_states,
                 )
             try:
@@ -297,6 +302,7 @@ class FederatedLoop:
                 ev.failures.extend(bad)
                 for key, value in self.strategy.aggregate_evaluate(state, rnd, ev.results, ev.failures).items():
                     _put(record, f"fed_{key}", value)
+                record.clients = per_client_metrics(ev.results)
                 bytes_down += ev.stats.bytes_down
         metrics["bytes_up"] = float(bytes_up)
         metrics["bytes_down"] = float(bytes_down)
@@ -317,6 +323,17 @@ class FederatedLoop:
             log.warning("nothing was evaluated in this run: the strategy has no central evaluate_fn and samples "
                         "no clients for federated evaluation (fraction_evaluate = 0); pass evaluate_fn=... or "
                         "fraction_evaluate > 0 to see a loss or an accuracy")
+
+
+def per_client_metrics(results: Sequence[tuple[ClientId, EvaluateRes]]) -> dict[ClientId, dict[str, float]]:
+    """Each evaluating client's loss, example count and numeric metrics, by client id."""
+    out: dict[ClientId, dict[str, float]] = {}
+    for cid, res in results:
+        row = {"loss": float(res.loss), "num_examples": float(res.num_examples)}
+        row.update({k: float(v) for k, v in res.metrics.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        out[str(cid)] = row
+    return out
 
 
 def validate_results(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_plots", "write_html_report"]
+__all__ = ["write_plots", "write_html_report", "write_client_plots"]
 
 PLOTS: dict[str, tuple[Sequence[str], str]] = {
     "accuracy": (("accuracy", "fed_accuracy"), "accuracy"),
@@ -114,6 +114,47 @@ def _accuracy_vs_bytes(history: list[dict[str, Any]], out_dir: Path, plt: Any) -
     return path
 
 
+def write_client_plots(per_round: dict[int, dict[str, dict[str, float]]], out_dir: str | Path) -> list[Path]:
+    """``clients_accuracy.png``: a box plot per evaluated round of the clients' accuracy on their own held-out
+    data (the personalized model's beside the global one's, when the run personalizes); ``clients_loss.png``
+    when there is no accuracy. ``per_round``: :meth:`fedloom.runs.store.RunStore.read_clients`. Returns the
+    paths written (none without per-client results, and then matplotlib is not imported)."""
+    names = {k for rows in per_round.values() for row in rows.values() for k in row}
+    metric = "accuracy" if "accuracy" in names else "loss" if "loss" in names else None
+    if metric is None:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = sorted(per_round)
+    series = [(metric, "global model")]
+    if f"personal_{metric}" in names:
+        series.append((f"personal_{metric}", "personalized"))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rounds) * len(series)), 4))
+    width = 0.8 / len(series)
+    for i, (key, label) in enumerate(series):
+        data = [[row[key] for row in per_round[r].values() if key in row] for r in rounds]
+        positions = [j + (i - (len(series) - 1) / 2) * width for j in range(len(rounds))]
+        box = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True, manage_ticks=False)
+        for patch in box["boxes"]:
+            patch.set_facecolor(f"C{i}")
+            patch.set_alpha(0.5)
+        box["boxes"][0].set_label(label)
+    ax.set_xticks(range(len(rounds)))
+    ax.set_xticklabels([str(r) for r in rounds])
+    ax.set_xlabel("round")
+    ax.set_ylabel(f"{metric} per client (own held-out data)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.subplots_adjust(**_MARGINS)
+    path = Path(out_dir) / f"clients_{metric}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
+
+
 def write_html_report(summary: dict[str, Any], plots: list[Path], out_dir: str | Path) -> Path:
     """A single self-describing HTML page: final metrics, config, plots and the per-round table."""
     out_dir = Path(out_dir)
@@ -137,12 +178,26 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:32
 <h1>fedloom run</h1>{failed}
 <h2>Final</h2><pre>{html.escape(json.dumps(summary.get("final", {}), indent=2))}</pre>
 <h2>Plots</h2>{imgs}
-{_contributions_section(summary)}{_audit_section(out_dir)}<h2>Rounds</h2><table><tr><th>round</th>{head}</tr>{rows}</table>
+{_clients_section(summary)}{_contributions_section(summary)}{_audit_section(out_dir)}<h2>Rounds</h2><table><tr><th>round</th>{head}</tr>{rows}</table>
 <h2>Config</h2><pre>{html.escape(json.dumps(summary.get("config", {}), indent=2))}</pre>
 """
     path = out_dir / "report.html"
     path.write_text(page)
     return path
+
+
+def _clients_section(summary: dict[str, Any]) -> str:
+    """How each client fares (the ``clients`` block): the spread of each metric over clients."""
+    block = summary.get("clients")
+    if not isinstance(block, dict) or not block.get("metrics"):
+        return ""
+    stats = ("mean", "median", "p10", "worst", "std")
+    rows = "".join(f"<tr><td>{html.escape(name)}</td>{''.join(f'<td>{_fmt(d.get(s))}</td>' for s in stats)}</tr>"
+                   for name, d in block["metrics"].items())
+    head = "".join(f"<th>{s}</th>" for s in stats)
+    return (f"<h2>Clients</h2><p>{block.get('count')} clients, federated evaluation of round {block.get('round')} on "
+            f"each client's own held-out data (p10 and worst: the low tail for accuracy, the high tail for loss)</p>"
+            f"<table><tr><th>metric</th>{head}</tr>{rows}</table>")
 
 
 def _contributions_section(summary: dict[str, Any]) -> str:

@@ -56,6 +56,11 @@ def summary_table(summary: dict[str, Any], console: Console | None = None) -> No
     if "privacy" in summary:
         for key, value in summary["privacy"].items():
             table.add_row(f"privacy {key}", f"{value:.4g}" if isinstance(value, float) else str(value))
+    spread = summary.get("clients", {}).get("metrics", {})  # how each client fares (federated evaluation)
+    for key in ("accuracy", "personal_accuracy"):
+        if key in spread:
+            d = spread[key]
+            table.add_row(f"clients {key} mean / p10 / worst", f"{d['mean']:.4f} / {d['p10']:.4f} / {d['worst']:.4f}")
     b = summary.get("bytes", {})
     if b:
         table.add_row("MB up / down", f"{b.get('up', 0) / 1e6:.2f} / {b.get('down', 0) / 1e6:.2f}")

@@ -19,7 +19,7 @@ from fedloom.app.privacy import privacy_summary
 from fedloom.engine import RunResult
 from fedloom.errors import ConfigError
 from fedloom.runs.plot_worker import PlotWorker
-from fedloom.runs.plots import write_html_report
+from fedloom.runs.plots import write_client_plots, write_html_report
 from fedloom.runs.progress import ProgressBar
 from fedloom.runs.store import RunStore, new_run_dir
 from fedloom.tracking import finish_trackers, open_trackers
@@ -66,6 +66,7 @@ def finish_run(store: RunStore, result: RunResult, config: dict[str, Any], wall_
     store.write_model(result.parameters)
     finish_trackers(list(trackers), result, store.path / "model.safetensors")
     plots = plotter.finish()
+    plots += write_client_plots(store.read_clients(), store.path)  # per-client spread, when clients evaluated
     write_html_report(summary, plots, store.path)
     return summary
 

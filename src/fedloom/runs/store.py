@@ -5,11 +5,13 @@ Layout of ``runs/<name>/``::
     config.toml          the resolved configuration (re-runnable with --config)
     metrics.sqlite       table rounds(round, name, value): every numeric metric of every round;
                          texts(round, name, value): string metrics (e.g. a user evaluation's);
+                         clients(round, client, name, value): each client's federated evaluation;
                          a deployed server's also participation(round, client, task, status, reason)
     summary.json         {"status": "completed" | "failed", "final": {...}, "history": [...],
                          "config": {...}, "wall_s": ...} (+ "error" when failed, "participation"
                          of a deployed server, "labels" of a classification run, "initial": the
-                         initial model's central evaluation, round 0)
+                         initial model's central evaluation, round 0; "clients": each client's result of the
+                         last federated evaluation and their spread, fedloom.runs.clients)
     labels.json          class index -> label name (and client -> group of --group-column), if any
     model.safetensors    the final global model
     checkpoint.safetensors  server state after the last completed round (for --resume)
@@ -36,6 +38,7 @@ from fedloom.core.atomic import atomic_write, atomic_write_text
 from fedloom.core.parameters import Parameters
 from fedloom.core.strategy import ServerState
 from fedloom.engine import RoundRecord, RunResult
+from fedloom.runs.clients import clients_block
 
 if TYPE_CHECKING:
     from fedloom.runs.participation import Participation
@@ -69,6 +72,8 @@ class RunStore:
                        "PRIMARY KEY (round, name))")
             db.execute("CREATE TABLE IF NOT EXISTS participation (round INTEGER, client TEXT, task TEXT, "
                        "status TEXT, reason TEXT, PRIMARY KEY (round, client, task))")
+            db.execute("CREATE TABLE IF NOT EXISTS clients (round INTEGER, client TEXT, name TEXT, value REAL, "
+                       "PRIMARY KEY (round, client, name))")
 
     @property
     def checkpoint_path(self) -> Path:
@@ -85,6 +90,17 @@ class RunStore:
             )
             db.executemany("INSERT OR REPLACE INTO texts (round, name, value) VALUES (?, ?, ?)",
                            [(record.round, k, str(v)) for k, v in record.text.items()])
+            db.executemany("INSERT OR REPLACE INTO clients (round, client, name, value) VALUES (?, ?, ?, ?)",
+                           [(record.round, cid, k, float(v)) for cid, row in record.clients.items()
+                            for k, v in row.items()])
+
+    def read_clients(self) -> dict[int, dict[str, dict[str, float]]]:
+        """Per evaluated round, each client's federated-evaluation values: ``{round: {cid: {name: value}}}``."""
+        out: dict[int, dict[str, dict[str, float]]] = {}
+        with sqlite3.connect(self.db_path) as db:
+            for rnd, cid, name, value in db.execute("SELECT round, client, name, value FROM clients ORDER BY round"):
+                out.setdefault(rnd, {}).setdefault(cid, {})[name] = value
+        return out
 
     def write_participation(self, records: Sequence[Participation]) -> None:
         """Record task outcomes (a later attempt of the same round replaces an earlier one)."""
@@ -149,6 +165,9 @@ class RunStore:
             summary["stopped_early"] = result.stopped_early
         if result.initial is not None:  # round 0: the initial model, evaluated centrally
             summary["initial"] = result.initial.as_dict()
+        clients = clients_block(result.history)  # how each client fares (federated evaluation, last round)
+        if clients is not None:
+            summary["clients"] = clients
         summary.update(extra or {})
         atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
         return summary

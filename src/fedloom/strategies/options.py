@@ -44,6 +44,8 @@ class StrategyOptions:
                               "results per round, Bulyan >= 4f+3).")
     multikrum_m: int = option(0, "multikrum: updates averaged (0 = results - byzantine_f).")
     proximal_mu: float = option(0.01, "fedprox: proximal coefficient mu of mu/2 ||w - w_global||^2.")
+    q: float = option(1.0, "qfedavg: fairness exponent q >= 0 of q-FFL (0 = FedAvg; larger weighs high-loss clients "
+                      "more).")
     server_lr: float = option(0.0, "Server learning rate of fedavgm/fedadam/fedyogi/fedadagrad/scaffold "
                               "(0 = the strategy's default: 1.0 for fedavgm and scaffold, 0.01 for "
                               "fedadam/fedyogi, 0.1 for fedadagrad).")
@@ -72,6 +74,7 @@ class StrategyOptions:
         need(self.byzantine_f >= 0, f"byzantine_f must be >= 0, got {self.byzantine_f}")
         need(self.multikrum_m >= 0, f"multikrum_m must be >= 0 (0 = results - byzantine_f), got {self.multikrum_m}")
         need(self.proximal_mu >= 0, f"proximal_mu must be >= 0, got {self.proximal_mu}")
+        need(self.q >= 0, f"q must be >= 0, got {self.q}")
         need(self.server_lr >= 0, f"server_lr must be >= 0 (0 = strategy default), got {self.server_lr}")
         need(0.0 <= self.server_momentum < 1.0, f"server_momentum must be in [0, 1), got {self.server_momentum}")
         need(0.0 <= self.beta1 < 1.0, f"beta1 must be in [0, 1), got {self.beta1}")

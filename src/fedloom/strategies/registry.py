@@ -20,7 +20,7 @@ StrategyBuilder = Callable[[Any, dict], Any]
 """``(StrategyOptions, common kwargs) -> Strategy``."""
 
 _STRATEGY_MODULES = ["fedloom.strategies.fedavg", "fedloom.strategies.fedprox", "fedloom.strategies.fedopt",
-                     "fedloom.strategies.scaffold", "fedloom.strategies.robust"]
+                     "fedloom.strategies.scaffold", "fedloom.strategies.robust", "fedloom.strategies.qfedavg"]
 
 STRATEGIES: Registry[StrategyBuilder] = Registry("strategy", modules=_STRATEGY_MODULES, package="fedloom.strategies",
                                               plural="strategies")

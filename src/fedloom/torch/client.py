@@ -153,6 +153,7 @@ class TorchClient(Client):
         """Load the task's parameters into the model and run the trainer on it."""
         model = self.model
         load_parameters(model, ins.parameters)
+        model.train()  # an evaluation left the (shared) module in eval mode; Opacus refuses one
         return self.trainer.train(self.context(), ins)
 
     def train(self, parameters: Parameters, config: Config) -> float:
@@ -163,9 +164,22 @@ class TorchClient(Client):
         return self.fit_task(FitIns(parameters, config))
 
     def fit_task(self, ins: FitIns) -> FitRes:
+        before = {}
+        if ins.config.get("report_initial_loss"):  # q-FedAvg weighs each update by the loss it starts from
+            load_parameters(self.model, ins.parameters)
+            before = self.initial_loss_metrics(ins)
         outcome = self.train_task(ins)
         return FitRes(module_parameters(self.model), num_examples(self.train_data),
-                      {"train_loss": outcome.loss, **outcome.metrics}, dict(outcome.extras))
+                      {"train_loss": outcome.loss, **outcome.metrics, **before}, dict(outcome.extras))
+
+    def initial_loss_metrics(self, ins: FitIns) -> dict[str, float]:
+        """``{"initial_loss": ...}``: the loaded model's mean loss on the training data, when the task's
+        config asks for it (``report_initial_loss``, sent by q-FedAvg); else empty."""
+        if not ins.config.get("report_initial_loss"):
+            return {}
+        loss, _, _ = evaluate_model(self.model, self.train_data, loss_fn=self.loss_fn, task=self.task,
+                                    device=self.device)
+        return {"initial_loss": float(loss)}
 
     def evaluate(self, parameters: Parameters, config: Config) -> EvaluateRes:
         data = self.test_data if self.test_data is not None else self.train_data
