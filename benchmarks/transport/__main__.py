@@ -179,7 +179,7 @@ def main() -> None:
 
     tls_dir = create_credentials(tempfile.mkdtemp(), clients=["echo"])
     sizes = [int(s) for s in args.sizes.split(",")]
-    reps = {1: 9, 100: 5, 1024: 3}
+    reps = {1: 31, 100: 7, 1024: 3}  # medians; many cheap 1 MB repetitions steady them on a shared machine
     rows = bench_sizes(sizes, reps, tls_dir)
     many = bench_many(args.clients, args.rounds, args.client_kb) if args.clients else None
     print("\n| payload | raw socket | raw TLS socket | gRPC | gRPC+TLS | gRPC / raw | gRPC+TLS / raw TLS "

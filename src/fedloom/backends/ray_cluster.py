@@ -108,7 +108,7 @@ class LocalRayCluster:
                 AuthenticationTokenLoader.instance().reset_cache()
 
     def start(self) -> LocalRayCluster:
-        """Start the head, then the workers; return once every node says it is up.
+        """Start the head and the workers; return once every node says it is up.
 
         Raises:
             RuntimeError: a node exited or did not come up within ``start_timeout_s`` (its log is quoted).
@@ -122,10 +122,9 @@ class LocalRayCluster:
             self._launch(["--head", f"--port={self.port}", "--include-dashboard=false",
                           f"--dashboard-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
                           f"--temp-dir={self._dir}"], "head")
-            self._wait_up(self.procs[0], self.logs[0])
-            for i in range(self.workers):
+            for i in range(self.workers):  # they retry until the head answers: start them all at once
                 self._launch([f"--address={self.address}"], f"worker{i}")
-            for proc, log in zip(self.procs[1:], self.logs[1:], strict=True):
+            for proc, log in zip(self.procs, self.logs, strict=True):
                 self._wait_up(proc, log)
         except BaseException:
             self.stop()
