@@ -12,8 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["startup", "simulation", "transport", "privacy", "communication", "robustness", "adversarial",
-            "fedprox_synthetic", "papers", "audit", "ledger", "async", "tabular",
-            "personalization"]
+            "fedprox_synthetic", "papers", "audit", "ledger", "async", "tabular", "personalization",
+            "ray_cluster"]
 OVERVIEW = ROOT / "benchmarks" / "OVERVIEW.md"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.transport.peers import echo_entry, recv_exact, run_echo_clients, run_raw_echo
+from benchmarks.transport.peers import echo_entry, recv_exact, run_echo_clients, run_raw_echo, tls_client_context
 from fedloom.core.parameters import Parameters
 from fedloom.core.types import FitIns
 from fedloom.net import Authenticator, GrpcPool, create_credentials
@@ -76,21 +76,33 @@ def raw_round_trip(sock: socket.socket, payload: np.ndarray, back: np.ndarray) -
     return time.perf_counter() - t0
 
 
-def bench_sizes(sizes_mb: list[int], reps: dict[int, int], tls_dir: Path) -> list[dict]:
-    ctx = mp.get_context("spawn")
-    plain = grpc_pool(None)
-    tls = grpc_pool(tls_dir)
-    peers = [grpc_echo_proc(ctx, plain, ["echo"], None), grpc_echo_proc(ctx, tls, ["echo"], tls_dir)]
-    port = free_port()
-    raw_proc = ctx.Process(target=run_raw_echo, args=(port,), daemon=True)
-    raw_proc.start()
-    assert plain.wait_for_clients(1, 120) and tls.wait_for_clients(1, 120)
-    for _ in range(100):
+def raw_connect(port: int, tls_dir: Path | None) -> socket.socket:
+    """Connect to a raw echo peer; over TLS (same CA and server certificate as gRPC) when ``tls_dir``."""
+    for _ in range(200):
         try:
             sock = socket.create_connection(("127.0.0.1", port))
             break
         except ConnectionRefusedError:
             time.sleep(0.1)
+    else:
+        raise RuntimeError(f"the raw echo peer on port {port} did not start")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls_dir is None:
+        return sock
+    return tls_client_context(str(tls_dir)).wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+def bench_sizes(sizes_mb: list[int], reps: dict[int, int], tls_dir: Path) -> list[dict]:
+    ctx = mp.get_context("spawn")
+    plain = grpc_pool(None)
+    tls = grpc_pool(tls_dir)
+    peers = [grpc_echo_proc(ctx, plain, ["echo"], None), grpc_echo_proc(ctx, tls, ["echo"], tls_dir)]
+    raw_port, tls_port = free_port(), free_port()
+    for port, d in ((raw_port, ""), (tls_port, str(tls_dir))):
+        peers.append(ctx.Process(target=run_raw_echo, args=(port, d), daemon=True))
+        peers[-1].start()
+    assert plain.wait_for_clients(1, 120) and tls.wait_for_clients(1, 120)
+    socks = {"raw": raw_connect(raw_port, None), "raw_tls": raw_connect(tls_port, tls_dir)}
     rows = []
     try:
         for size in sizes_mb:
@@ -98,25 +110,31 @@ def bench_sizes(sizes_mb: list[int], reps: dict[int, int], tls_dir: Path) -> lis
             params = Parameters({"w": np.ones(n, np.float32)})
             payload = params["w"].view(np.uint8).reshape(-1)
             back = np.empty_like(payload)
-            times: dict[str, list[float]] = {"grpc": [], "grpc_tls": [], "raw": []}
+            times: dict[str, list[float]] = {"raw": [], "raw_tls": [], "grpc": [], "grpc_tls": []}
             grpc_round_trip(plain, params, ["echo"])  # warm-up
+            grpc_round_trip(tls, params, ["echo"])
+            for sock in socks.values():
+                raw_round_trip(sock, payload, back)
             for _ in range(reps.get(size, 3)):  # interleaved
-                times["raw"].append(raw_round_trip(sock, payload, back))
+                times["raw"].append(raw_round_trip(socks["raw"], payload, back))
+                times["raw_tls"].append(raw_round_trip(socks["raw_tls"], payload, back))
                 times["grpc"].append(grpc_round_trip(plain, params, ["echo"]))
                 times["grpc_tls"].append(grpc_round_trip(tls, params, ["echo"]))
             med = {k: statistics.median(v) for k, v in times.items()}
             row = {"size_mb": size, **{f"{k}_s": v for k, v in med.items()},
-                   "grpc_mb_s": 2 * size / med["grpc"], "raw_mb_s": 2 * size / med["raw"],
-                   "ratio": med["grpc"] / med["raw"], "ratio_tls": med["grpc_tls"] / med["raw"],
+                   "grpc_mb_s": 2 * size / med["grpc"], "grpc_tls_mb_s": 2 * size / med["grpc_tls"],
+                   "raw_mb_s": 2 * size / med["raw"],
+                   "ratio": med["grpc"] / med["raw"], "ratio_tls": med["grpc_tls"] / med["raw_tls"],
                    "reps": len(times["raw"]), "peak_rss_mb": rss_mb()}
             print(row, flush=True)
             rows.append(row)
             del params, payload, back
     finally:
-        sock.close()
+        for sock in socks.values():
+            sock.close()
         plain.close()
         tls.close()
-        for p in [*peers, raw_proc]:
+        for p in peers:
             p.join(10)
             if p.is_alive():
                 p.kill()
@@ -161,19 +179,22 @@ def main() -> None:
 
     tls_dir = create_credentials(tempfile.mkdtemp(), clients=["echo"])
     sizes = [int(s) for s in args.sizes.split(",")]
-    reps = {1: 9, 100: 5, 1024: 3}
+    reps = {1: 31, 100: 7, 1024: 3}  # medians; many cheap 1 MB repetitions steady them on a shared machine
     rows = bench_sizes(sizes, reps, tls_dir)
-    many = bench_many(args.clients, args.rounds, args.client_kb)
-    print("\n| payload | raw socket RTT | gRPC RTT | gRPC+TLS RTT | gRPC / raw | gRPC+TLS / raw | gRPC throughput |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    many = bench_many(args.clients, args.rounds, args.client_kb) if args.clients else None
+    print("\n| payload | raw socket | raw TLS socket | gRPC | gRPC+TLS | gRPC / raw | gRPC+TLS / raw TLS "
+          "| gRPC+TLS throughput |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['size_mb']} MB | {r['raw_s'] * 1e3:.1f} ms | {r['grpc_s'] * 1e3:.1f} ms | "
-              f"{r['grpc_tls_s'] * 1e3:.1f} ms | {r['ratio']:.2f}x | {r['ratio_tls']:.2f}x | "
-              f"{r['grpc_mb_s']:.0f} MB/s |")
+        print(f"| {r['size_mb']} MB | {r['raw_s'] * 1e3:.1f} ms | {r['raw_tls_s'] * 1e3:.1f} ms | "
+              f"{r['grpc_s'] * 1e3:.1f} ms | {r['grpc_tls_s'] * 1e3:.1f} ms | {r['ratio']:.2f}x | "
+              f"**{r['ratio_tls']:.2f}x** | {r['grpc_tls_mb_s']:.0f} MB/s |")
     print(f"\npeak RSS of the server process: {rows[-1]['peak_rss_mb']:.0f} MB" if rows else "")
-    print(f"\n{many['clients']} clients x {many['payload_kb']} KB, one round: median {many['round_s_median']:.2f} s "
-          f"(min {many['round_s_min']:.2f} s over {many['rounds']} rounds); all connected after "
-          f"{many['connect_all_s']:.1f} s")
+    if many:
+        print(f"\n{many['clients']} clients x {many['payload_kb']} KB, one round: median "
+              f"{many['round_s_median']:.2f} s "
+              f"(min {many['round_s_min']:.2f} s over {many['rounds']} rounds); all connected after "
+              f"{many['connect_all_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def run_echo_clients(address: str, names: list[str]) -> None:
 
 
 def recv_exact(sock: socket.socket, buf: memoryview) -> None:
+    """Fill ``buf`` from ``sock`` (raises ConnectionError when the peer closes first)."""
     got = 0
     while got < len(buf):
         n = sock.recv_into(buf[got:])
@@ -49,10 +51,27 @@ def recv_exact(sock: socket.socket, buf: memoryview) -> None:
         got += n
 
 
-def run_raw_echo(port: int) -> None:
-    """Accept one connection; echo length-prefixed messages back until the peer closes."""
+def tls_server_context(tls_dir: str) -> ssl.SSLContext:
+    """The server side of the raw TLS baseline: the gRPC server's own certificate and key."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(Path(tls_dir) / "server.pem", Path(tls_dir) / "server.key")
+    return ctx
+
+
+def tls_client_context(tls_dir: str) -> ssl.SSLContext:
+    """The client side of the raw TLS baseline: trusts the same CA as the gRPC clients."""
+    return ssl.create_default_context(cafile=str(Path(tls_dir) / "ca.pem"))
+
+
+def run_raw_echo(port: int, tls_dir: str = "") -> None:
+    """Accept one connection; echo length-prefixed messages back until the peer closes.
+
+    With ``tls_dir`` (a `fedloom certs` folder) the connection is TLS with the gRPC server's
+    certificate: the same handshake and record encryption a TLS gRPC stream pays, nothing else.
+    """
     with socket.create_server(("127.0.0.1", port)) as srv:
-        conn, _ = srv.accept()
+        raw, _ = srv.accept()
+        conn = tls_server_context(tls_dir).wrap_socket(raw, server_side=True) if tls_dir else raw
         with conn:
             buf = np.empty(0, np.uint8)
             while True:

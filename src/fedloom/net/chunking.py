@@ -75,8 +75,9 @@ def encode_frames(
 ) -> Iterator[pb.Frame | DataFrame]:
     """Fill ``header``'s array metadata and payload size, then yield it and the data frames lazily.
 
-    Data frames are :class:`~fedloom.net.wire.DataFrame` views of the arrays (see :mod:`fedloom.net.wire`),
-    so the arrays must not change while the frames are being sent.
+    Data frames are :class:`~fedloom.net.wire.DataFrame` s whose ``parts`` are views of the arrays (see
+    :mod:`fedloom.net.wire`): nothing is copied here, each frame's bytes are copied once, into the wire
+    buffer, when it is sent. So the arrays must not change while the frames are being sent.
     """
     if chunk_bytes < 1:
         raise ValueError("chunk_bytes must be >= 1")
@@ -90,24 +91,22 @@ def encode_frames(
             group.arrays.add(name=name, dtype=code, shape=list(arr.shape))
     header.payload_size = group_nbytes(groups)
     yield pb.Frame(header=header)
-    buf = bytearray()
+    parts: list[memoryview] = []  # views of the arrays: the next frame's payload, copied once on sending
+    filled = 0
     for _, params in groups:
         for arr in params.values():
             view = _le_bytes(arr)
             pos, n = 0, len(view)
             while pos < n:
-                if not buf and n - pos >= chunk_bytes:  # whole chunk: a view of the array, no copy
-                    yield DataFrame(view[pos : pos + chunk_bytes])
-                    pos += chunk_bytes
-                    continue
-                take = min(chunk_bytes - len(buf), n - pos)
-                buf += view[pos : pos + take]
+                take = min(chunk_bytes - filled, n - pos)
+                parts.append(view[pos : pos + take])
+                filled += take
                 pos += take
-                if len(buf) == chunk_bytes:
-                    yield DataFrame(bytes(buf))
-                    buf = bytearray()
-    if buf:
-        yield DataFrame(bytes(buf))
+                if filled == chunk_bytes:
+                    yield DataFrame(parts=parts)
+                    parts, filled = [], 0
+    if parts:
+        yield DataFrame(parts=parts)
 
 
 HeaderCheck = Callable[[pb.Header], None]

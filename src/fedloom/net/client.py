@@ -234,6 +234,7 @@ class ClientRuntime:
             ("grpc.max_send_message_length", limit),
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.keepalive_timeout_ms", 10_000),
+            *wire.stream_options(self.chunk_bytes),
         ]
         if self.server_name_override:
             options.append(("grpc.ssl_target_name_override", self.server_name_override))

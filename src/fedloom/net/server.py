@@ -427,6 +427,7 @@ class GrpcPool:
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
                 ("grpc.http2.max_ping_strikes", 0),
+                *wire.stream_options(chunk_bytes),
             ],
         )
         handler = grpc.stream_stream_rpc_method_handler(
