@@ -113,3 +113,25 @@ def test_a_stopped_pool_fails_new_tasks_and_leaves_no_thread(harness):
     assert not any(t.name == "fedloom-grpc-loop" for t in threading.enumerate())
     out = h.pool.fit([("0", FitIns(W, {"round": 1}))], expected=W.spec(), timeout=2)
     assert out.failures and not out.results
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+def test_the_open_file_limit_is_raised_for_max_clients_or_the_problem_is_said():
+    import resource
+
+    from fedloom.net.server import FD_MARGIN, ensure_fd_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, soft), hard))
+        want = 3000
+        problem = ensure_fd_limit(want)
+        now = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if hard == resource.RLIM_INFINITY or hard >= want + FD_MARGIN:
+            assert problem is None and now >= want + FD_MARGIN
+        else:
+            assert now == hard and "ulimit -n" in problem and "max_clients" in problem
+        big = ensure_fd_limit(10**9)  # beyond any hard limit
+        assert big is not None and "raise the limit" in big
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -54,7 +54,7 @@ from fedloom.net.loop_thread import LoopThread
 from fedloom.net.messages import RemoteError, decode_message, encode_message
 from fedloom.net.proto import fedloom_pb2 as pb
 
-__all__ = ["GrpcPool", "PROTOCOL_VERSION", "check_header_spec", "check_result_size", "natural_key"]
+__all__ = ["GrpcPool", "PROTOCOL_VERSION", "check_header_spec", "check_result_size", "ensure_fd_limit", "natural_key"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,39 @@ SMALL_HEADER_BYTES = 64 * 1024
 """Largest header of an evaluation result or an error report (they carry no arrays)."""
 RESULT_SLACK_BYTES = 1 << 20
 """Fixed allowance on top of the model-derived limits of a fit result (small models, codecs' scales)."""
+
+
+FD_MARGIN = 256
+"""File descriptors kept beyond one per client (listening socket, checkpoints, logs, the run's files)."""
+
+
+def ensure_fd_limit(max_clients: int) -> str | None:
+    """Raise this process's open-file limit so ``max_clients`` connections fit; the problem if they cannot.
+
+    Each connected client holds one socket. The soft limit (``ulimit -n``, often 1024) is raised up to
+    the hard limit when it is lower than ``max_clients`` + :data:`FD_MARGIN`; returns ``None`` when the
+    connections fit, or what to do when the hard limit is too low (the server still starts).
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    need = max_clients + FD_MARGIN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return None
+    new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if new > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (ValueError, OSError):
+            pass
+    if soft >= need:
+        return None
+    return (f"max_clients = {max_clients} needs about {need} open files, but this process may open only {soft} "
+            f"(ulimit -n; hard limit {hard}): connections beyond about {max(0, soft - FD_MARGIN)} clients will "
+            "fail; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) or lower [server] max_clients")
 
 
 def natural_key(cid: str) -> tuple[int, int, str]:
@@ -424,6 +457,8 @@ class GrpcPool:
         if server_credentials is None and (authenticator.use_tokens or authenticator.require_cert):
             raise ConfigError("a plaintext server (no TLS) cannot authenticate clients: tokens would travel in "
                               "plaintext and client certificates need TLS; serve with server_credentials")
+        if (problem := ensure_fd_limit(max_clients)) is not None:
+            log.warning("%s", problem)
         self.authenticator = authenticator
         self.min_clients = min_clients
         self.wait_clients_s = wait_clients_s
