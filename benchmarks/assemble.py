@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["startup", "simulation", "transport", "privacy", "communication", "robustness", "adversarial",
-            "fedprox_synthetic", "papers", "audit", "ledger"]
+            "fedprox_synthetic", "papers", "audit", "ledger", "fleet"]
 OVERVIEW = ROOT / "benchmarks" / "OVERVIEW.md"
 
 

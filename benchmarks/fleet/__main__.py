@@ -100,7 +100,7 @@ def run_server(kind: str, src: Path, work: Path, args: argparse.Namespace, t_end
             time.sleep(args.idle_s)
             b = server.ask("stats")
             row.update(connected_after=b["connected"], rss_mb=b["rss_mb"], threads=b["threads"],
-                       cpu_pct=100 * (b["cpu_s"] - a["cpu_s"]) / args.idle_s,
+                       cpu_pct=100 * (b["cpu_s"] - a["cpu_s"]) / (b["t"] - a["t"]), idle_window_s=b["t"] - a["t"],
                        rss_per_client_kb=1024 * (b["rss_mb"] - base["rss_mb"]) / max(1, b["connected"]))
             errors: dict[str, int] = {}
             for s in sims:
@@ -164,14 +164,19 @@ def write_results(results: list[dict[str, Any]], args: argparse.Namespace,
              f"shared with other jobs): {load[0][0]:.1f} at the start, {load[1][0]:.1f} at the end; run under "
              "`nice`.", ""]
     lines += ["## Connected clients held", "",
-              "| server | clients | connected | connect time (s) | server RSS (MB) | RSS / client (KB) | "
-              "server CPU idle (% of a core) | server threads |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| server | clients | connected in time | connect time (s) | still connected after idling | "
+              "server RSS (MB) | RSS / client (KB) | server CPU idle (% of a core) | server threads | "
+              "client-side stream errors (retried) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         for s in r["steps"]:
-            lines.append(f"| {r['kind']} | {s['clients']:,} | {s['connected_after']:,} | {s['connect_s']:.1f} | "
-                         f"{s['rss_mb']:.0f} | {s['rss_per_client_kb']:.0f} | {s['cpu_pct']:.1f} | {s['threads']:,} |")
+            errs = ", ".join(f"{k} {v}" for k, v in s["client_errors"].items()) or "none"
+            lines.append(f"| {r['kind']} | {s['clients']:,} | {s['connected']:,} | {s['connect_s']:.1f} | "
+                         f"{s['connected_after']:,} | {s['rss_mb']:.0f} | {s['rss_per_client_kb']:.0f} | "
+                         f"{s['cpu_pct']:.1f} | {s['threads']:,} | {errs} |")
     lines += ["", "RSS / client: (RSS with the clients connected - RSS of the fresh server) / clients connected. "
-              f"CPU: the server's user+system time over {args.idle_s:g} s of an idle fleet (heartbeats only).", ""]
+              f"CPU: the server's user+system time over about {args.idle_s:g} s of an idle fleet (heartbeats only), "
+              f"after {args.settle_s:g} s to settle. Client-side stream errors: streams a simulated client saw fail "
+              "(it retries up to 5 times).", ""]
     for r in results:
         lines.append(f"- **{r['kind']}**: " + (r["stopped"] or "held every step"))
     lines += ["", "## Rounds", "", "| server | clients connected | cohort | round time (s), median of "
@@ -193,7 +198,8 @@ def write_results(results: list[dict[str, Any]], args: argparse.Namespace,
         lines.append(f"- **{r['kind']}**: during a 1,000-client round (each client answers after 2 s) 30% of the "
                      f"fleet dropped: the round ended in {rd['wall_s']:.1f} s with {rd['ok']} results and "
                      f"{rd['failed']} failures ({', '.join(f'{k}: {v}' for k, v in rd['reasons'].items())}); the "
-                     f"server's count fell to {d['connected_after']:,} within {seen}; the next 1,000-client round: "
+                     f"server's count fell to {d['connected_after']:,} within {seen}; the next round of "
+                     f"{ra['cohort']:,} clients: "
                      f"{ra['ok']} results, {ra['failed']} failures, {ra['wall_s']:.2f} s.")
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
 
@@ -225,7 +231,7 @@ def main() -> None:
         for kind in args.servers.split(","):
             src = ROOT / "src" if kind == "asyncio" else Path(args.old_src)
             results.append(run_server(kind, src, work, args, time.monotonic() + 60 * args.max_minutes))
-            logs = HERE / "logs"
+            logs = Path(tempfile.gettempdir()) / "fedloom-fleet-logs"  # children's stderr, for a failed step
             logs.mkdir(exist_ok=True)
             for f in work.glob(f"{kind}-*.log"):
                 (logs / f.name).write_text(f.read_text()[-20000:])

@@ -4,7 +4,7 @@ It imports ``fedloom`` from ``PYTHONPATH``, so the same script serves the curren
 and the threaded one of an older checkout. Commands (one a line) and their JSON answers::
 
     wait N T          wait up to T s for N connected: {"connected": n, "s": seconds}
-    stats             {"connected": n, "rss_mb": x, "cpu_s": x, "threads": n}
+    stats             {"connected": n, "rss_mb": x, "cpu_s": x, "t": monotonic s, "threads": n}
     round K T D       fit K clients sampled from the connected ones (deadline T s, each answers after D s):
                       {"ok": n, "failed": n, "wall_s": x, "reasons": {reason: n}}
     quit              close the pool and exit
@@ -71,7 +71,7 @@ def main() -> None:
             pool.wait_for_clients(int(cmd[1]), float(cmd[2]))
             out: dict = {"connected": len(pool.connected()), "s": time.monotonic() - t0}
         elif cmd[0] == "stats":
-            out = {"connected": len(pool.connected()), "rss_mb": _rss_mb(), "cpu_s": _cpu_s(),
+            out = {"connected": len(pool.connected()), "rss_mb": _rss_mb(), "cpu_s": _cpu_s(), "t": time.monotonic(),
                    "threads": len(os.listdir("/proc/self/task"))}
         elif cmd[0] == "round":
             rnd += 1
