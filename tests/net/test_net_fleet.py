@@ -30,6 +30,10 @@ def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
+def _loops() -> int:
+    return sum(t.name == "fedloom-grpc-loop" for t in threading.enumerate())
+
+
 def _fleet(tmp_path: Path, creds: Path, address: str, tokens: dict[str, str], first: int, count: int):
     (tmp_path / "tokens.json").write_text(json.dumps(tokens))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
@@ -43,6 +47,7 @@ def _fleet(tmp_path: Path, creds: Path, address: str, tokens: dict[str, str], fi
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
 def test_two_hundred_connected_clients_add_no_threads(creds, tmp_path):
     # before: the server held every client on a thread of its pool plus a reader thread (about 400 more)
+    loops = _loops()
     tokens = {f"c{i:03d}": secrets.token_hex(16) for i in range(200)}
     auth = Authenticator(token_hashes={n: hash_token(t) for n, t in tokens.items()})
     server_creds = grpc.ssl_server_credentials([((creds / "server.key").read_bytes(),
@@ -69,7 +74,7 @@ def test_two_hundred_connected_clients_add_no_threads(creds, tmp_path):
         for p in procs:
             p.communicate("quit\n", timeout=20)
         pool.close(timeout_s=5)
-    assert not any(t.name.startswith("fedloom-grpc-loop") for t in threading.enumerate())
+    assert _loops() == loops
 
 
 def test_fit_from_many_threads_at_once_gets_each_caller_its_own_results(harness):
@@ -105,14 +110,23 @@ def test_fit_from_many_threads_at_once_gets_each_caller_its_own_results(harness)
 
 
 def test_a_stopped_pool_fails_new_tasks_and_leaves_no_thread(harness):
+    loops = _loops()
     h = harness(min_clients=1)
     h.start("0", AddOne())
     h.pool.available()
-    assert any(t.name == "fedloom-grpc-loop" for t in threading.enumerate())
+    assert _loops() == loops + 1
     h.pool.close(timeout_s=4)
-    assert not any(t.name == "fedloom-grpc-loop" for t in threading.enumerate())
+    assert _loops() == loops
     out = h.pool.fit([("0", FitIns(W, {"round": 1}))], expected=W.spec(), timeout=2)
     assert out.failures and not out.results
+
+
+def test_a_pool_built_but_never_started_holds_no_thread_and_closes():
+    loops, threads = _loops(), threading.active_count()
+    pool = GrpcPool(address="127.0.0.1:0", authenticator=Authenticator())
+    assert pool.port > 0 and _loops() == loops and threading.active_count() == threads
+    pool.close()
+    assert _loops() == loops
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")

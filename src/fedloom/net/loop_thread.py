@@ -30,14 +30,29 @@ T = TypeVar("T")
 
 
 class LoopThread:
-    """An event loop in a daemon thread named ``fedloom-<name>``; stopped by :meth:`stop`."""
+    """An event loop in a daemon thread named ``fedloom-<name>``; stopped by :meth:`stop`.
 
-    def __init__(self, name: str) -> None:
+    Args:
+        name: The thread's name, after ``fedloom-``.
+        start: Start the thread now. Until :meth:`start`, :meth:`run` runs coroutines on the caller's
+            thread and :meth:`post` queues callbacks for when the loop starts, so an object that is
+            built but never started (or closed) holds no thread.
+    """
+
+    def __init__(self, name: str, *, start: bool = True) -> None:
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
+        self._started = False
         self._thread = threading.Thread(target=self._main, name=f"fedloom-{name}", daemon=True)
-        self._thread.start()
-        self._ready.wait()
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start the loop's thread (once)."""
+        if not self._started and not self.loop.is_closed():
+            self._started = True
+            self._thread.start()
+            self._ready.wait()
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -61,13 +76,19 @@ class LoopThread:
 
     @property
     def alive(self) -> bool:
-        """True until :meth:`stop` has stopped the loop."""
+        """True while the loop's thread runs."""
         return self._thread.is_alive() and not self.loop.is_closed()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and wait (up to ``timeout`` seconds) for its result (not from the loop)."""
         if self.in_loop:
             raise RuntimeError("LoopThread.run called from its own loop (it would wait for itself)")
+        if not self._started:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # no loop runs on this thread: run it here, no thread needed yet
+                return self.loop.run_until_complete(coro)
+            self.start()
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
@@ -80,6 +101,9 @@ class LoopThread:
         if self.in_loop:
             fn(*args)
             return True
+        if not self._started and not self.loop.is_closed():
+            self.loop.call_soon(fn, *args)
+            return True
         try:
             self.loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop is closed
@@ -88,6 +112,11 @@ class LoopThread:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the loop (cancelling what still runs on it) and wait up to ``timeout`` for its thread."""
+        if not self._started:
+            self._started = True  # never to start now
+            if not self.loop.is_closed():
+                self.loop.close()
+            return
         if self._thread.is_alive() and not self.in_loop:
             with contextlib.suppress(RuntimeError):
                 self.loop.call_soon_threadsafe(self.loop.stop)

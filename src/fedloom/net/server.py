@@ -487,7 +487,7 @@ class GrpcPool:
         ]
         # handlers added with add_service may be synchronous (the status service): a few threads run them
         self._sync_handlers = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fedloom-grpc-sync")
-        self._loop = LoopThread("grpc-loop")
+        self._loop = LoopThread("grpc-loop", start=False)  # its thread starts with the server (start())
         self._ticker: asyncio.Task[None] | None = None
 
         async def make() -> tuple[grpc.aio.Server, int]:
@@ -520,6 +520,7 @@ class GrpcPool:
             await self._server.start()
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
+        self._loop.start()
         self._loop.run(start())
         self._started = True
         return self
