@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["startup", "simulation", "transport", "privacy", "communication", "robustness", "adversarial",
             "fedprox_synthetic", "papers", "audit", "ledger", "async", "tabular", "personalization",
-            "ray_cluster"]
+            "ray_cluster", "fleet"]
 OVERVIEW = ROOT / "benchmarks" / "OVERVIEW.md"
 
 

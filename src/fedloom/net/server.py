@@ -6,6 +6,11 @@ anyone). The server pushes tasks down that stream and reads results, heartbeats 
 ordinary :class:`~fedloom.engine.loop.FederatedLoop` drives a deployment exactly as it drives a
 simulation: same strategy code, same validation, same checkpoints.
 
+Every stream is served by a coroutine on one asyncio event loop (grpc's ``grpc.aio`` API) in one
+background thread (:mod:`fedloom.net.loop_thread`): a connected client costs a few objects, not a
+thread, and one task sends the whole fleet's heartbeats. The round loop calls :meth:`GrpcPool.fit`
+from its own thread, and several threads may call it at once.
+
 Faults become per-client failures, never crashes: a client that disconnects, stops sending
 heartbeats or misses the deadline fails its task for that round; a result arriving after its
 deadline is discarded (its task id is no longer pending); a result whose header declares more bytes
@@ -23,12 +28,13 @@ message never reach grpcio as an exception: the stream is closed with ``INVALID_
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,10 +50,11 @@ from fedloom.net import wire
 from fedloom.net.admission import Admission, OncePer
 from fedloom.net.auth import Authenticator, AuthError
 from fedloom.net.chunking import Assembler, MessageTooLarge, group_sizes
+from fedloom.net.loop_thread import LoopThread
 from fedloom.net.messages import RemoteError, decode_message, encode_message
 from fedloom.net.proto import fedloom_pb2 as pb
 
-__all__ = ["GrpcPool", "PROTOCOL_VERSION", "check_header_spec", "check_result_size", "natural_key"]
+__all__ = ["GrpcPool", "PROTOCOL_VERSION", "check_header_spec", "check_result_size", "ensure_fd_limit", "natural_key"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,39 @@ SMALL_HEADER_BYTES = 64 * 1024
 """Largest header of an evaluation result or an error report (they carry no arrays)."""
 RESULT_SLACK_BYTES = 1 << 20
 """Fixed allowance on top of the model-derived limits of a fit result (small models, codecs' scales)."""
+
+
+FD_MARGIN = 256
+"""File descriptors kept beyond one per client (listening socket, checkpoints, logs, the run's files)."""
+
+
+def ensure_fd_limit(max_clients: int) -> str | None:
+    """Raise this process's open-file limit so ``max_clients`` connections fit; the problem if they cannot.
+
+    Each connected client holds one socket. The soft limit (``ulimit -n``, often 1024) is raised up to
+    the hard limit when it is lower than ``max_clients`` + :data:`FD_MARGIN`; returns ``None`` when the
+    connections fit, or what to do when the hard limit is too low (the server still starts).
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    need = max_clients + FD_MARGIN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return None
+    new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if new > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (ValueError, OSError):
+            pass
+    if soft >= need:
+        return None
+    return (f"max_clients = {max_clients} needs about {need} open files, but this process may open only {soft} "
+            f"(ulimit -n; hard limit {hard}): connections beyond about {max(0, soft - FD_MARGIN)} clients will "
+            "fail; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) or lower [server] max_clients")
 
 
 def natural_key(cid: str) -> tuple[int, int, str]:
@@ -129,18 +169,23 @@ class _Pending:
 
 
 class _Session:
-    """One connected client: its outbound queue, pending tasks and inbound reassembly."""
+    """One connected client: its outbound queue (on the event loop), pending tasks and inbound reassembly.
+
+    Created and read on the server's event loop; :meth:`submit`, :meth:`cancel` and :meth:`close` may be
+    called from any thread (the pending table is guarded by a lock, the queue is fed through the loop).
+    """
 
     def __init__(self, cid: ClientId, pool: GrpcPool, serial: int | None = None) -> None:
         self.cid = cid
         self.serial = serial  # of the client certificate, when it presented one
         self.pool = pool
         self.id = uuid.uuid4().hex[:8]
-        self.out: queue.Queue[Any] = queue.Queue()
+        self.out: asyncio.Queue[Any] = asyncio.Queue()
         self.pending: dict[str, _Pending] = {}
         self.lock = threading.Lock()
         self.last_seen = time.monotonic()
         self.connected_at = self.last_seen
+        self.next_beat = self.last_seen + pool.heartbeat_s
         self.closed = threading.Event()
         self.finished = threading.Event()  # the response stream has ended
         self.close_status: tuple[grpc.StatusCode, str] | None = None
@@ -155,7 +200,9 @@ class _Session:
                 return pending
             self.pending[pending.task_id] = pending
         frames = encode_message(pending.task_id, ins, chunk_bytes=self.pool.chunk_bytes)
-        self.out.put(wire.envelope(pb.ServerMessage, f) for f in frames)
+        if not self.pool._loop.post(self.out.put_nowait, (pending, frames)):
+            self.cancel(pending.task_id)
+            pending.fail("the server has stopped")
         return pending
 
     def cancel(self, task_id: str) -> None:
@@ -171,7 +218,7 @@ class _Session:
             pending, self.pending = list(self.pending.values()), {}
         for p in pending:
             p.fail(f"client {reason}")
-        self.out.put(_CLOSE)
+        self.pool._loop.post(self.out.put_nowait, _CLOSE)
         self.pool._forget(self)
 
     # -- inbound -----------------------------------------------------------------------
@@ -236,110 +283,115 @@ class _Late(ValidationError):
 
 
 class _Servicer:
+    """The ``Connect`` handler: a coroutine per stream on the pool's event loop (no thread per client)."""
+
     def __init__(self, pool: GrpcPool) -> None:
         self.pool = pool
 
-    def Connect(self, request_iterator: Iterator[pb.ClientMessage], context: grpc.ServicerContext):  # noqa: N802, ANN201
+    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
         pool = self.pool
-        try:
-            cid, serial = pool.authenticator.identify_call(context)
+        try:  # before anything is allocated for the caller
+            cid, serial = pool.authenticator.identify_call(context)  # type: ignore[arg-type]
         except AuthError as exc:
             pool._log_once(_peer_host(context.peer()), "refused a connection from %s: %s", context.peer(), exc)
-            context.abort(exc.code, str(exc))
+            await context.abort(exc.code, str(exc))
         admitted, why = pool._admission.enter(cid)
         if not admitted:
             pool._log_once(f"admission {cid}", "refused a stream of client %s: %s", cid, why)
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, why)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, why)
         try:
-            first = self._first_message(request_iterator, cid)
+            first = await self._first_message(context)
         finally:
             pool._admission.leave(cid)
         if first is _NO_HELLO:
             pool._log_once(f"hello {cid}", "client %s: no Hello within %.0fs, closing its stream", cid,
                            pool.hello_deadline_s)
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                          f"no Hello within {pool.hello_deadline_s:g}s (hello_deadline_s); closing the stream")
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"no Hello within {pool.hello_deadline_s:g}s (hello_deadline_s); closing the stream")
         if first is None:
             return
         if isinstance(first, wire.Invalid):
             pool._log_once(f"invalid {cid}", "client %s: first message is not valid protobuf: %s", cid, first.error)
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"the first message is not a valid ClientMessage ({first.error}); expected a Hello")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"the first message is not a valid ClientMessage ({first.error}); expected a Hello")
         if first.WhichOneof("msg") != "hello" or first.hello.protocol_version != PROTOCOL_VERSION:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"expected hello with protocol version {PROTOCOL_VERSION}")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"expected hello with protocol version {PROTOCOL_VERSION}")
         if pool._full(cid):
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"the server is full: {pool.max_clients} clients connected ([server] max_clients)")
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"the server is full: {pool.max_clients} clients connected ([server] max_clients)")
         session = _Session(cid, pool, serial)
         pool._register(session)
-        context.add_callback(lambda: session.close("disconnected"))
-        reader = threading.Thread(target=self._read, args=(session, request_iterator), daemon=True,
-                                  name=f"fedloom-read-{cid}")
-        reader.start()
+        reader = asyncio.get_running_loop().create_task(self._read(session, context))
         try:
-            yield pb.ServerMessage(welcome=pb.Welcome(client_id=cid, heartbeat_s=pool.heartbeat_s))
-            yield from self._send(session)
+            await context.write(pb.ServerMessage(welcome=pb.Welcome(client_id=cid, heartbeat_s=pool.heartbeat_s)))
+            await self._send(session, context)
         finally:
             session.finished.set()
+            reader.cancel()
+            session.close("disconnected")
         if session.close_status is not None:
-            context.abort(*session.close_status)
+            await context.abort(*session.close_status)
 
-    def _first_message(self, request_iterator: Iterator[Any], cid: ClientId) -> Any:
+    async def _first_message(self, context: grpc.aio.ServicerContext) -> Any:
         """The stream's first message; ``None`` if it ended first, ``_NO_HELLO`` past the Hello deadline."""
-        box: list[Any] = []
-        arrived = threading.Event()
-
-        def read() -> None:
-            try:
-                box.append(next(request_iterator))
-            except (StopIteration, grpc.RpcError):
-                pass
-            except Exception as exc:  # never into grpcio
-                box.append(wire.Invalid(f"{type(exc).__name__}: {exc}"))
-            arrived.set()
-
-        threading.Thread(target=read, daemon=True, name=f"fedloom-hello-{cid}").start()
-        if not arrived.wait(self.pool.hello_deadline_s):
-            return _NO_HELLO
-        return box[0] if box else None
-
-    def _send(self, session: _Session) -> Iterator[pb.ServerMessage]:
-        pool, cid = self.pool, session.cid
-        while True:
-            try:
-                item = session.out.get(timeout=pool.heartbeat_s)
-            except queue.Empty:
-                if time.monotonic() - session.last_seen > pool.heartbeat_timeout_s:
-                    log.warning("client %s: no heartbeat for %.0fs, dropping it", cid, pool.heartbeat_timeout_s)
-                    session.close("stopped sending heartbeats")
-                    break
-                if not pool.authenticator.still_valid(cid, session.serial):
-                    log.warning("client %s: its credentials were revoked, dropping it", cid)
-                    session.close("was revoked", (grpc.StatusCode.PERMISSION_DENIED,
-                                                  f"the credentials of client {cid!r} were revoked (fedloom certs "
-                                                  "revoke); ask the server's operator for new credentials"))
-                    break
-                yield pb.ServerMessage(heartbeat=pb.Heartbeat(time=time.time()))
-                continue
-            if item is _CLOSE:
-                break
-            yield from item
-
-    def _read(self, session: _Session, request_iterator: Iterator[pb.ClientMessage]) -> None:
         try:
-            for msg in request_iterator:
+            msg = await asyncio.wait_for(context.read(), self.pool.hello_deadline_s)
+        except TimeoutError:
+            return _NO_HELLO
+        except grpc.RpcError:
+            return None
+        except Exception as exc:  # never into grpcio
+            return wire.Invalid(f"{type(exc).__name__}: {exc}")
+        return None if msg is grpc.aio.EOF else msg
+
+    async def _send(self, session: _Session, context: grpc.aio.ServicerContext) -> None:
+        while True:
+            item = await session.out.get()
+            if item is _CLOSE:
+                return
+            if item is _BEAT:
+                await context.write(pb.ServerMessage(heartbeat=pb.Heartbeat(time=time.time())))
+                continue
+            if isinstance(item, list):  # ready messages (the goodbye)
+                for msg in item:
+                    await context.write(msg)
+                continue
+            pending, frames = item
+            if pending.done.is_set():  # the task was cancelled (deadline) before it was sent
+                continue
+            sent = 0
+            try:
+                for frame in frames:
+                    await context.write(wire.envelope(pb.ServerMessage, frame))
+                    sent += 1
+            except (asyncio.CancelledError, grpc.RpcError, grpc.aio.AioRpcError):
+                raise
+            except Exception as exc:  # a task that cannot be encoded fails; the stream survives if nothing went out
+                log.warning("client %s: could not send its task: %s: %s", session.cid, type(exc).__name__, exc)
+                session.cancel(pending.task_id)
+                pending.fail(f"could not send the task: {type(exc).__name__}: {exc}")
+                if sent:
+                    session.close("could not be sent its task",
+                                  (grpc.StatusCode.INTERNAL, f"task encoding failed: {exc}"))
+                    return
+
+    async def _read(self, session: _Session, context: grpc.aio.ServicerContext) -> None:
+        try:
+            while not session.closed.is_set():
+                msg = await context.read()
+                if msg is grpc.aio.EOF:
+                    break
                 session.last_seen = time.monotonic()
                 if isinstance(msg, wire.Invalid):
                     log.warning("client %s: sent a message that is not valid protobuf: %s", session.cid, msg.error)
                     session.close("sent an invalid message", (grpc.StatusCode.INVALID_ARGUMENT,
                                                               f"not a valid ClientMessage: {msg.error}"))
                     break
-                which = msg.WhichOneof("msg")
-                if which == "frame":
+                if msg.WhichOneof("msg") == "frame":
                     session.on_frame(msg.frame)
-                if session.closed.is_set():
-                    break
+        except asyncio.CancelledError:
+            raise
         except grpc.RpcError:
             pass
         except Exception as exc:  # never let one client's bytes take the server down
@@ -348,6 +400,7 @@ class _Servicer:
 
 
 _NO_HELLO = object()
+_BEAT = object()  # sentinel in a session's outbound queue: send a heartbeat
 
 
 def _peer_host(peer: str) -> str:
@@ -357,6 +410,11 @@ def _peer_host(peer: str) -> str:
 
 class GrpcPool:
     """A :class:`~fedloom.core.pool.ClientPool` whose clients are remote processes.
+
+    Every stream is a coroutine on one asyncio event loop (``grpc.aio``) that runs in one background
+    thread, so a connected client costs a few objects, not a thread. :meth:`fit` and :meth:`evaluate`
+    block their caller until results arrive or the deadline passes, and may be called from several
+    threads at once.
 
     Args:
         address: ``HOST:PORT`` to listen on (port 0 picks a free one; see :attr:`port`).
@@ -399,6 +457,8 @@ class GrpcPool:
         if server_credentials is None and (authenticator.use_tokens or authenticator.require_cert):
             raise ConfigError("a plaintext server (no TLS) cannot authenticate clients: tokens would travel in "
                               "plaintext and client certificates need TLS; serve with server_credentials")
+        if (problem := ensure_fd_limit(max_clients)) is not None:
+            log.warning("%s", problem)
         self.authenticator = authenticator
         self.min_clients = min_clients
         self.wait_clients_s = wait_clients_s
@@ -415,55 +475,117 @@ class GrpcPool:
         self._cond = threading.Condition()
         frame_limit = chunk_bytes + (1 << 20)  # one frame: a chunk plus a header's worth
         # every client's stream, plus each identity's streams waiting for Hello, plus a few being refused:
-        # streams before Hello cannot crowd out the clients (workers start on demand)
+        # streams before Hello cannot crowd out the clients (they cost a coroutine each, not a thread)
         streams = max_clients * (1 + max_streams_before_hello) + 16
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=streams + 4, thread_name_prefix="fedloom-grpc"),
-            maximum_concurrent_rpcs=streams,
-            options=[
-                ("grpc.max_receive_message_length", frame_limit),
-                ("grpc.max_send_message_length", frame_limit),
-                ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
-                ("grpc.http2.max_ping_strikes", 0),
-                *wire.stream_options(chunk_bytes),
-            ],
-        )
-        handler = grpc.stream_stream_rpc_method_handler(
-            _Servicer(self).Connect,
-            request_deserializer=wire.safe_parser(pb.ClientMessage),
-            response_serializer=wire.serialize,
-        )
-        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Connect": handler}),))
-        if server_credentials is None:
-            self.port = self._server.add_insecure_port(address)
-        else:
-            self.port = self._server.add_secure_port(address, server_credentials)
+        options = [
+            ("grpc.max_receive_message_length", frame_limit),
+            ("grpc.max_send_message_length", frame_limit),
+            ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+            ("grpc.http2.max_ping_strikes", 0),
+            *wire.stream_options(chunk_bytes),  # an HTTP/2 window of two frames (docs/communication.md)
+        ]
+        # handlers added with add_service may be synchronous (the status service): a few threads run them
+        self._sync_handlers = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fedloom-grpc-sync")
+        self._loop = LoopThread("grpc-loop", start=False)  # its thread starts with the server (start())
+        self._ticker: asyncio.Task[None] | None = None
+
+        async def make() -> tuple[grpc.aio.Server, int]:
+            server = grpc.aio.server(migration_thread_pool=self._sync_handlers, options=options,
+                                     maximum_concurrent_rpcs=streams)
+            handler = grpc.stream_stream_rpc_method_handler(
+                _Servicer(self).Connect,
+                request_deserializer=wire.safe_parser(pb.ClientMessage),
+                response_serializer=wire.serialize,
+            )
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Connect": handler}),))
+            if server_credentials is None:
+                return server, server.add_insecure_port(address)
+            return server, server.add_secure_port(address, server_credentials)
+
+        try:
+            self._server, self.port = self._loop.run(make())
+        except BaseException:
+            self._loop.stop()
+            self._sync_handlers.shutdown(wait=False)
+            raise
         self._started = False
+        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> GrpcPool:
         """Start serving (returns ``self``)."""
-        self._server.start()
+
+        async def start() -> None:
+            await self._server.start()
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+        self._loop.start()
+        self._loop.run(start())
         self._started = True
         return self
 
     def close(self, reason: str = "training finished", *, timeout_s: float = 10.0) -> None:
         """Tell every client ``reason`` (they exit) and stop serving, within about ``timeout_s`` seconds."""
+        if self._closed:
+            return
+        self._closed = True
         with self._cond:
             sessions = list(self._sessions.values())
+        bye = [pb.ServerMessage(bye=pb.Bye(reason=reason))]
         for s in sessions:
-            s.out.put([pb.ServerMessage(bye=pb.Bye(reason=reason))])
-            s.out.put(_CLOSE)
+            self._loop.post(s.out.put_nowait, bye)
+            self._loop.post(s.out.put_nowait, _CLOSE)
         if self._started:
             deadline = time.monotonic() + timeout_s / 2
             for s in sessions:  # let the goodbyes reach the clients
                 s.finished.wait(max(0.0, deadline - time.monotonic()))
             grace = min(2.0, timeout_s / 4)
-            if not self._server.stop(grace=grace).wait(timeout=max(0.1, timeout_s / 2 - grace) + grace):
-                log.warning("the gRPC server did not stop within %.0fs; leaving its threads behind", timeout_s)
+
+            async def stop() -> None:
+                if self._ticker is not None:
+                    self._ticker.cancel()
+                await self._server.stop(grace)
+
+            try:
+                self._loop.run(stop(), timeout=max(0.1, timeout_s / 2 - grace) + grace)
+            except (futures.TimeoutError, TimeoutError):
+                log.warning("the gRPC server did not stop within %.0fs; stopping its event loop", timeout_s)
             self._started = False
+        else:
+            with contextlib.suppress(Exception):
+                self._loop.run(self._server.stop(None), timeout=timeout_s / 2)
+        self._loop.stop(timeout=max(1.0, timeout_s / 4))
+        self._sync_handlers.shutdown(wait=False)
+
+    async def _tick(self) -> None:
+        """Heartbeats, silence and revocation checks for every session, each on its own phase.
+
+        One task for the whole fleet: every ``heartbeat_s / 5`` it visits the sessions whose turn has
+        come (each one once per ``heartbeat_s``, counted from when it connected, so the work spreads
+        out), drops the silent and the revoked, and queues a heartbeat for the idle.
+        """
+        period = max(0.02, self.heartbeat_s / 5)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            with self._cond:
+                sessions = list(self._sessions.values())
+            for s in sessions:
+                if now < s.next_beat or s.closed.is_set():
+                    continue
+                s.next_beat = now + self.heartbeat_s
+                if now - s.last_seen > self.heartbeat_timeout_s:
+                    log.warning("client %s: no heartbeat for %.0fs, dropping it", s.cid, self.heartbeat_timeout_s)
+                    s.close("stopped sending heartbeats")
+                elif not self.authenticator.still_valid(s.cid, s.serial):
+                    log.warning("client %s: its credentials were revoked, dropping it", s.cid)
+                    s.close("was revoked", (grpc.StatusCode.PERMISSION_DENIED,
+                                            f"the credentials of client {s.cid!r} were revoked (fedloom certs "
+                                            "revoke); ask the server's operator for new credentials"))
+                elif s.out.empty():
+                    s.out.put_nowait(_BEAT)
 
     def _log_once(self, key: str, message: str, *args: Any) -> None:
         """Log a warning once per ``key`` and minute (with the count of the ones left out)."""
@@ -518,11 +640,13 @@ class GrpcPool:
     def fit(
         self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec | None, timeout: float | None
     ) -> PoolResult[FitRes]:
+        """Send each fit task to its client and wait for the results (thread-safe; see :class:`ClientPool`)."""
         return self._run(tasks, pb.FIT_INS, expected, timeout)
 
     def evaluate(
         self, tasks: Sequence[tuple[ClientId, EvaluateIns]], *, timeout: float | None
     ) -> PoolResult[EvaluateRes]:
+        """Send each evaluation task to its client and wait for the results (thread-safe)."""
         return self._run(tasks, pb.EVALUATE_INS, None, timeout)
 
     def _run(self, tasks: Iterable[tuple[ClientId, Any]], kind: int, expected: ParamSpec | None,
@@ -572,7 +696,10 @@ class GrpcPool:
         return out
 
     def add_service(self, *handlers: grpc.GenericRpcHandler) -> None:
-        """Serve more gRPC services on this server's port (e.g. the admin status service); before :meth:`start`."""
+        """Serve more gRPC services on this server's port (e.g. the admin status service); before :meth:`start`.
+
+        Handlers may be coroutines or ordinary functions (these run on a small thread pool).
+        """
         if self._started:
             raise RuntimeError("add services before start()")
         self._server.add_generic_rpc_handlers(handlers)
