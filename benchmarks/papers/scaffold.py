@@ -112,15 +112,17 @@ def best_lr(runs: dict, setup: str, method: str, *, complete: bool = True) -> fl
     return min(done, key=lambda lr: final_train_loss(runs[_key(setup, method, lr, SWEEP_SEED)]))
 
 
-def run(out: Path, *, rounds: int, seeds: Sequence[int], setups: Sequence[str] | None = None) -> dict:
-    """The sweep (seed ``SWEEP_SEED``, every rate), then each method's best rate and ``FIXED_LR`` for the other
-    seeds; every run not yet in ``out`` (rewritten after each run, so a killed run resumes)."""
+def run(out: Path, *, rounds: int, seeds: Sequence[int], setups: Sequence[str] | None = None,
+        lrs: Sequence[float] | None = None) -> dict:
+    """The sweep (seed ``SWEEP_SEED``, every rate, or those of ``lrs`` in that order: to split the sweep over
+    processes), then each method's best rate and ``FIXED_LR`` for the other seeds; every run not yet in ``out``
+    (rewritten after each run, so a killed run resumes)."""
     results: dict = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     results["protocol"] = {"rounds": rounds, "setups": SETUPS, "methods": METHODS, "targets": TARGETS, "lrs": LRS,
                            "fixed_lr": FIXED_LR, "sweep_seed": SWEEP_SEED}
     runs = results["runs"]
     chosen = list(setups or SETUPS)
-    plan = [(s, m, lr, SWEEP_SEED) for lr in SWEEP_ORDER for s in chosen for m in METHODS]
+    plan = [(s, m, lr, SWEEP_SEED) for lr in (lrs or SWEEP_ORDER) for s in chosen for m in METHODS]
     for seed in [s for s in seeds if s != SWEEP_SEED]:
         plan += [(s, m, None, seed) for s in chosen for m in METHODS]  # None: the best rate, known after the sweep
     for seed in [s for s in seeds if s != SWEEP_SEED]:
