@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--setups", nargs="+", default=None, help="scaffold: the setups to run (default all)")
     ap.add_argument("--lrs", type=float, nargs="+", default=None,
                     help="scaffold: sweep only these client learning rates, in this order (default all)")
+    ap.add_argument("--methods", nargs="+", default=None, help="scaffold: only these methods (default all)")
     ap.add_argument("--no-report", action="store_true", help="do not rebuild the tables and plots afterwards")
     args = ap.parse_args(argv)
     if args.what == "fedprox":
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.papers import scaffold
 
         scaffold.run(args.out or HERE / "scaffold.json", rounds=args.rounds or scaffold.ROUNDS, seeds=args.seeds,
-                     setups=args.setups, lrs=args.lrs)
+                     setups=args.setups, lrs=args.lrs,
+                     methods=args.methods)
     if not args.no_report:
         report(args.merge)
 

@@ -113,10 +113,10 @@ def best_lr(runs: dict, setup: str, method: str, *, complete: bool = True) -> fl
 
 
 def run(out: Path, *, rounds: int, seeds: Sequence[int], setups: Sequence[str] | None = None,
-        lrs: Sequence[float] | None = None) -> dict:
+        lrs: Sequence[float] | None = None, methods: Sequence[str] | None = None) -> dict:
     """The sweep (seed ``SWEEP_SEED``, every rate, or those of ``lrs`` in that order: to split the sweep over
-    processes), then each method's best rate and ``FIXED_LR`` for the other seeds; every run not yet in ``out``
-    (rewritten after each run, so a killed run resumes)."""
+    processes; ``methods``: only these), then each method's best rate and ``FIXED_LR`` for the other seeds;
+    every run not yet in ``out`` (rewritten after each run, so a killed run resumes)."""
     results: dict = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     results["protocol"] = {"rounds": rounds, "setups": SETUPS, "methods": METHODS, "targets": TARGETS, "lrs": LRS,
                            "fixed_lr": FIXED_LR, "sweep_seed": SWEEP_SEED}
@@ -128,6 +128,8 @@ def run(out: Path, *, rounds: int, seeds: Sequence[int], setups: Sequence[str] |
     for seed in [s for s in seeds if s != SWEEP_SEED]:
         plan += [(s, m, FIXED_LR, seed) for s in chosen for m in METHODS]
     for setup, method, lr, seed in plan:
+        if methods and method not in methods:
+            continue
         lr = lr if lr is not None else best_lr(runs, setup, method)
         if lr is None or _key(setup, method, lr, seed) in runs:
             continue
