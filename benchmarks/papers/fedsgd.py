@@ -46,6 +46,8 @@ STOP = {"2nn": TARGETS["2nn"], "cnn": {"iid": 0.95, "shards": 0.92}, "paper-cnn"
 that lower and higher targets can be read off the same curves, and also stop after ``PATIENCE`` rounds without a
 new best accuracy (which does not change the round any lower target is first reached)."""
 PATIENCE = {"2nn": 0, "cnn": 10, "paper-cnn": 10}
+"""Not for FedSGD, whose CNN curve is noisy and still climbing where 10 rounds without a new best stopped the
+non-IID run at round 54 (seen after the fact: that run was resumed from its checkpoint without the rule)."""
 LOWER_TARGETS = {"2nn": {"iid": 0.85, "shards": 0.75}, "cnn": {}, "paper-cnn": {}}
 """Second, lower targets read off the same curves, chosen *after* seeing them: the 2NN's pre-set targets turned
 out to sit on the plateau the 40-example clients reach (see RESULTS.md)."""
@@ -85,8 +87,8 @@ def run_one(model: str, partition: str, method: str, epochs: int, batch: int, *,
                     fraction=0.1, rounds=rounds, seed=seed, partition=partition, shards_per_client=2,
                     client_test_fraction=0.0, local_epochs=epochs, batch_size=batch or 40, lr=LR[model][method],
                     backend=BACKENDS[model])
-    stop = StopAtTarget(STOP[model][partition], patience=PATIENCE[model], prior=prior)
-    history = run_simulation(cfg, observers=[stop, PartialCurve(partial, key)], checkpoint_path=ckpt,
+    stop = StopAtTarget(STOP[model][partition], patience=0 if method == "FedSGD" else PATIENCE[model], prior=prior)
+    history = run_simulation(cfg, observers=[PartialCurve(partial, key), stop], checkpoint_path=ckpt,
                              resume=ckpt.exists()).history
     return {"accuracy": [h.metrics.get("accuracy", 0.0) for h in history],
             "train_loss": [h.metrics.get("train_loss", float("nan")) for h in history], "stopped": stop.reason}
