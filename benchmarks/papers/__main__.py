@@ -24,7 +24,7 @@ def _merge(paths: list[Path], out: Path) -> dict:
         if p.exists():
             data = json.loads(p.read_text())
             merged["runs"].update(data["runs"])
-            merged.setdefault("protocol", data.get("protocol"))
+            merged["protocol"] = data.get("protocol") or merged.get("protocol")  # the newest file's
     out.write_text(json.dumps(merged))
     return merged
 
@@ -36,7 +36,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default benchmarks/papers/<what>.json)")
     ap.add_argument("--merge", type=Path, nargs="*", default=[],
-                    help="merge these FedProx result files (one per seed process) into fedprox.json first")
+                    help="merge these result files (one per process) first: a file whose name starts with fedsgd or "
+                         "scaffold into that benchmark's JSON, any other into fedprox.json")
+    ap.add_argument("--models", nargs="+", default=["2nn", "cnn"], help="fedsgd: the models to run (2nn, cnn, "
+                    "paper-cnn)")
+    ap.add_argument("--settings", nargs="+", default=None, help="fedsgd: only these settings, as method,E,B")
+    ap.add_argument("--partitions", nargs="+", default=["iid", "shards"], help="fedsgd: the partitions to run")
+    ap.add_argument("--setups", nargs="+", default=None, help="scaffold: the setups to run (default all)")
+    ap.add_argument("--lrs", type=float, nargs="+", default=None,
+                    help="scaffold: sweep only these client learning rates, in this order (default all)")
+    ap.add_argument("--methods", nargs="+", default=None, help="scaffold: only these methods (default all)")
+    ap.add_argument("--no-report", action="store_true", help="do not rebuild the tables and plots afterwards")
     args = ap.parse_args(argv)
     if args.what == "fedprox":
         from benchmarks.papers import fedprox
@@ -45,24 +55,33 @@ def main(argv: list[str] | None = None) -> None:
     elif args.what == "fedsgd":
         from benchmarks.papers import fedsgd
 
-        fedsgd.run(args.out or HERE / "fedsgd.json", rounds=args.rounds or fedsgd.ROUNDS, seeds=args.seeds)
+        fedsgd.run(args.out or HERE / "fedsgd.json", rounds=args.rounds or fedsgd.ROUNDS, seeds=args.seeds,
+                   models=args.models, partitions=args.partitions, settings=args.settings)
     elif args.what == "scaffold":
         from benchmarks.papers import scaffold
 
-        scaffold.run(args.out or HERE / "scaffold.json", rounds=args.rounds or scaffold.ROUNDS, seeds=args.seeds)
-    report(args.merge)
+        scaffold.run(args.out or HERE / "scaffold.json", rounds=args.rounds or scaffold.ROUNDS, seeds=args.seeds,
+                     setups=args.setups, lrs=args.lrs,
+                     methods=args.methods)
+    if not args.no_report:
+        report(args.merge)
 
 
 def report(merge: list[Path]) -> None:
     """Write each benchmark's table (and plot) from its JSON results."""
-    if merge:
-        _merge(merge, HERE / "fedprox.json")
+    for name in ("fedsgd", "scaffold", "fedprox"):
+        mine = [p for p in merge if p.name.startswith(name) or (name == "fedprox" and not p.name.startswith(
+            ("fedsgd", "scaffold")))]
+        if mine:
+            _merge([HERE / f"{name}.json", *mine] if name != "fedprox" else mine, HERE / f"{name}.json")
     for name in ("fedprox", "fedsgd", "scaffold"):
         path = HERE / f"{name}.json"
         if not path.exists():
             continue
         results = json.loads(path.read_text())
         module = __import__(f"benchmarks.papers.{name}", fromlist=["table"])
+        if name == "fedsgd":  # runs cut short: their curves so far
+            results["runs"] = {**module.partial_runs(), **module.normalize(results)["runs"]}
         text = module.table(results)
         (HERE / f"{name}_table.md").write_text(text)
         module.plot(results, HERE / f"{name}.png")
