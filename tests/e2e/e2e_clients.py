@@ -49,6 +49,19 @@ def slow_client(name: str) -> Client:
     return Slow(_base(name))
 
 
+class Paced(Wrapped):
+    """Takes at least FEDLOOM_E2E_PACE_S per task, so tests that compare clients' speeds do not depend on how
+    fast this machine trains a small model."""
+
+    def fit(self, parameters, config):
+        time.sleep(float(os.environ.get("FEDLOOM_E2E_PACE_S", "0.1")))
+        return super().fit(parameters, config)
+
+
+def paced_client(name: str) -> Client:
+    return Paced(_base(name))
+
+
 class Bad(Wrapped):
     """Round 1: NaN; 2: wrong shape; 3: wrong names; 4: an oversized message; 5: +inf."""
 

@@ -17,6 +17,7 @@ from fedloom.net.deploy import run_client, run_server
 pytestmark = pytest.mark.slow
 
 SLOW_S = 1.0
+PACE_S = 0.1
 UPDATES = 24
 
 
@@ -30,6 +31,9 @@ def test_async_server_finishes_while_the_slow_clients_updates_are_dropped(tmp_pa
                       'staleness = "constant"')))
     monkeypatch.setenv("FEDLOOM_E2E_CONFIG", str(config))
     monkeypatch.setenv("FEDLOOM_E2E_SLOW_S", str(SLOW_S))
+    # the fast clients take at least PACE_S a task: 24 updates of 2 last >= 1.6 s whatever this machine's speed,
+    # so the slow client's first update (>= 1 s) arrives while the run is on, many versions late
+    monkeypatch.setenv("FEDLOOM_E2E_PACE_S", str(PACE_S))
     cfg, scfg, ccfg = load_deployment(config)
     assert cfg.asynchrony.mode == "async"  # [server] mode reaches the experiment (and its rules)
     results: dict = {}
@@ -42,7 +46,7 @@ def test_async_server_finishes_while_the_slow_clients_updates_are_dropped(tmp_pa
             errors.append(exc)
 
     def client(name: str) -> None:
-        own = cfg.replace(client_fn="e2e_clients:slow_client") if name == "3" else cfg
+        own = cfg.replace(client_fn="e2e_clients:slow_client" if name == "3" else "e2e_clients:paced_client")
         try:
             run_client(own, ccfg, server=f"127.0.0.1:{port}", name=name)
         except BaseException as exc:
