@@ -43,10 +43,10 @@ lint: $(STAMP)
 
 test: lint browser ts-client
 	@if command -v node >/dev/null 2>&1 && [ -d $(TS)/node_modules ]; then cd $(TS) && npm test --silent; fi
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n 2
 
 test-fast: $(STAMP) browser
-	$(BIN)/python -m pytest tests -q -m "not slow"
+	$(BIN)/python -m pytest tests -q -n 2 -m "not slow"
 
 # API reference from the docstrings (pdoc, dev extra) into docs/api; fails on any unresolved reference.
 docs: $(STAMP)

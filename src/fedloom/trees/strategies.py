@@ -11,7 +11,8 @@
   the union with the same bins.
 
 All three keep the whole model in ``state.parameters``; client results have their own layouts, so
-:meth:`result_spec` is ``None`` and :meth:`aggregate_fit` checks each result.
+:meth:`~fedloom.core.strategy.Strategy.result_spec` is ``None`` and
+:meth:`~fedloom.core.strategy.Strategy.aggregate_fit` checks each result.
 """
 
 from __future__ import annotations
