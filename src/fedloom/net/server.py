@@ -640,7 +640,8 @@ class GrpcPool:
     def fit(
         self, tasks: Sequence[tuple[ClientId, FitIns]], *, expected: ParamSpec | None, timeout: float | None
     ) -> PoolResult[FitRes]:
-        """Send each fit task to its client and wait for the results (thread-safe; see :class:`~fedloom.core.pool.ClientPool`)."""
+        """Send each fit task to its client and wait for the results (thread-safe; see
+        :class:`~fedloom.core.pool.ClientPool`)."""
         return self._run(tasks, pb.FIT_INS, expected, timeout)
 
     def evaluate(
