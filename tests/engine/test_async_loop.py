@@ -204,3 +204,24 @@ def test_server_mode_async_in_a_deployment_toml_reaches_the_experiment_and_its_r
     path.write_text('dataset = "iris"\n\n[server]\nmode = "later"\n')
     with pytest.raises(ConfigError, match="mode must be 'sync' or 'async'"):
         load_deployment(path)
+
+
+class Liar(Offsets):
+    """Plays the attacker: claims in its result (metrics and config echo) that it trained on the newest model."""
+
+    def fit(self, tasks, *, expected, timeout):
+        out = super().fit(tasks, expected=expected, timeout=timeout)
+        out.results = [(cid, FitRes(res.parameters, res.num_examples, {"model_version": 10**6}))
+                       for cid, res in out.results]
+        return out
+
+
+def test_a_client_cannot_hide_its_staleness_by_claiming_a_newer_model_version():
+    # the same run as the drop test, but b says its stale update is fresh: the server's own per-task
+    # record decides, so b's +100 is still dropped
+    pool = Liar({"a": 1.0, "b": 100.0})
+    loop = _loop(pool, {"a": 1.0, "b": 3.5}, num_updates=4, buffer_size=1, concurrency=2,
+                 staleness=staleness_fn("constant"), max_staleness=1)
+    result = loop.run(START)
+    assert result.parameters["w"][0] == pytest.approx(4.0)
+    assert result.history[-1].metrics["dropped_stale"] == 1
