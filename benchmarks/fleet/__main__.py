@@ -227,6 +227,9 @@ def main() -> None:
         tokens = {f"c{i:05d}": secrets.token_hex(16) for i in range(n)}
         (work / "tokens.json").write_text(json.dumps(tokens))
         (work / "hashes.json").write_text(json.dumps({k: hash_token(v) for k, v in tokens.items()}))
+        if "threaded" in args.servers.split(",") and not Path(args.old_src).is_dir():
+            raise SystemExit(f"--old-src {args.old_src} does not exist: make a checkout of the threaded server with "
+                             "`git worktree add /tmp/fleet-old f2311d6`, or pass --servers asyncio")
         results = []
         for kind in args.servers.split(","):
             src = ROOT / "src" if kind == "asyncio" else Path(args.old_src)
