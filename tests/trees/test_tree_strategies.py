@@ -93,3 +93,39 @@ def test_bagging_grows_one_tree_per_class_on_multiclass_data() -> None:
                                                                           "xgb_local_rounds": 1}))
     assert result.history[-1].metrics["train_trees"] == 3 * 3 * 3  # rounds x clients x classes
     assert result.final["accuracy"] >= 0.9
+
+
+def _tiny_booster() -> dict:
+    tree = {"left_children": [1, -1, -1], "right_children": [2, -1, -1], "split_indices": [0, 0, 0],
+            "split_conditions": [0.5, 0.1, 0.2], "base_weights": [0.0, 0.1, 0.2], "default_left": [0, 0, 0], "id": 0}
+    model = {"trees": [tree], "tree_info": [0], "iteration_indptr": [0, 1], "gbtree_model_param": {"num_trees": "1"}}
+    return {"learner": {"objective": {"name": "binary:logistic"}, "learner_model_param": {"num_feature": "3"},
+                        "gradient_booster": {"model": model}}}
+
+
+def _model_of(booster: dict) -> dict:
+    return booster["learner"]["gradient_booster"]["model"]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"learner": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # nested past the parser's recursion limit
+    json.dumps(_tiny_booster()).replace("0.1,", "1" + "0" * 400 + ",", 1).encode(),  # an int no float can hold
+])
+def test_a_booster_that_breaks_the_json_parser_or_float_is_refused_not_raised(raw: bytes) -> None:
+    with pytest.raises(ValidationError):
+        bst.check_booster_json(np.frombuffer(raw, dtype=np.uint8), num_features=3, objective="binary:logistic")
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda m: _model_of(m).pop("gbtree_model_param"),
+    lambda m: _model_of(m).__setitem__("iteration_indptr", ["a", "b"]),
+    lambda m: _model_of(m).__setitem__("iteration_indptr", 5),
+    lambda m: _model_of(m).__setitem__("iteration_indptr", [0, 7]),
+    lambda m: _model_of(m).__setitem__("tree_info", ["x"]),
+])
+def test_a_booster_the_merge_cannot_use_is_refused_before_it(mutate) -> None:  # type: ignore[no-untyped-def]
+    model = _tiny_booster()
+    mutate(model)
+    with pytest.raises(ValidationError):
+        parsed = bst.check_booster_json(bst.to_array(model), num_features=3, objective="binary:logistic")
+        bst.append_trees(None, parsed, scale=0.5)  # what the server does next with an accepted one

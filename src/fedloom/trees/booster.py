@@ -10,7 +10,7 @@ unvalidated input and never unpickles anything.
 from __future__ import annotations
 
 import json
-import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,10 @@ def check_booster_json(raw: np.ndarray | bytes, *, num_features: int, objective:
         features = int(learner["learner_model_param"]["num_feature"])
         trees = learner["gradient_booster"]["model"]["trees"]
         info = learner["gradient_booster"]["model"]["tree_info"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        indptr = learner["gradient_booster"]["model"].get("iteration_indptr")
+        tree_param = learner["gradient_booster"]["model"]["gbtree_model_param"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError,
+            RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
         raise ValidationError(f"booster is not an XGBoost JSON model: {type(exc).__name__}: {exc}") from exc
     if objective_got != objective:
         raise ValidationError(f"booster objective {objective_got!r} != the model spec's {objective!r}")
@@ -91,6 +94,12 @@ def check_booster_json(raw: np.ndarray | bytes, *, num_features: int, objective:
         raise ValidationError(f"booster has {features} features, the model spec {num_features}")
     if not isinstance(trees, list) or not isinstance(info, list) or len(trees) != len(info):
         raise ValidationError("booster trees and tree_info disagree")
+    if not isinstance(tree_param, dict) or not all(type(k) is int and k >= 0 for k in info):
+        raise ValidationError("booster gbtree_model_param or tree_info is malformed")
+    if indptr is not None and not (isinstance(indptr, list) and indptr and indptr[0] == 0
+                                   and all(type(i) is int for i in indptr) and indptr[-1] == len(trees)
+                                   and all(a <= b for a, b in zip(indptr, indptr[1:]))):
+        raise ValidationError("booster iteration_indptr does not index its trees")
     for i, tree in enumerate(trees):
         _check_tree(tree, i, num_features)
     return model  # type: ignore[no-any-return]
@@ -105,13 +114,14 @@ def _check_tree(tree: Any, index: int, num_features: int) -> None:
         raise ValidationError(f"{where}: node arrays of different lengths")
     for key in ("left_children", "right_children"):
         for node, child in enumerate(tree[key]):
-            if not isinstance(child, int) or not (child == -1 or node < child < n):
+            if type(child) is not int or not (child == -1 or node < child < n):
                 raise ValidationError(f"{where}: node {node} has invalid {key[:-9]} child {child!r}")
     for node, feature in enumerate(tree["split_indices"]):
-        if not isinstance(feature, int) or not 0 <= feature < num_features:
+        if type(feature) is not int or not 0 <= feature < num_features:
             raise ValidationError(f"{where}: node {node} splits on feature {feature!r} of {num_features}")
     for key in ("split_conditions", "base_weights"):
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in tree[key]):
+        # type(): no bools; abs() <= max: an int too large for a float would raise OverflowError later
+        if not all(type(v) in (int, float) and abs(v) <= sys.float_info.max for v in tree[key]):
             raise ValidationError(f"{where}: non-finite {key}")
 
 
