@@ -98,7 +98,7 @@ def check_booster_json(raw: np.ndarray | bytes, *, num_features: int, objective:
         raise ValidationError("booster gbtree_model_param or tree_info is malformed")
     if indptr is not None and not (isinstance(indptr, list) and indptr and indptr[0] == 0
                                    and all(type(i) is int for i in indptr) and indptr[-1] == len(trees)
-                                   and all(a <= b for a, b in zip(indptr, indptr[1:]))):
+                                   and all(a <= b for a, b in zip(indptr[:-1], indptr[1:], strict=True))):
         raise ValidationError("booster iteration_indptr does not index its trees")
     for i, tree in enumerate(trees):
         _check_tree(tree, i, num_features)
