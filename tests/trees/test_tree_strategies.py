@@ -129,3 +129,25 @@ def test_a_booster_the_merge_cannot_use_is_refused_before_it(mutate) -> None:  #
     with pytest.raises(ValidationError):
         parsed = bst.check_booster_json(bst.to_array(model), num_features=3, objective="binary:logistic")
         bst.append_trees(None, parsed, scale=0.5)  # what the server does next with an accepted one
+
+
+def test_finite_histograms_whose_sum_overflows_cannot_make_the_model_nan() -> None:
+    from fedloom.core.types import FitRes
+    from fedloom.trees import histogram as hg
+    from fedloom.trees.client import TreeSpec
+    from fedloom.trees.strategies import XGBHistogram, initial_parameters
+
+    spec = TreeSpec("classification", 2, 2, hg.TreeParams(bins=4))
+    strategy = XGBHistogram(spec)
+    state = strategy.initialize(initial_parameters("xgb-histogram", spec), seed=0)
+    sketch = np.ones((2, hg.SKETCH_CELLS + 2))
+    strategy.aggregate_fit(state, 1, [("0", FitRes(Parameters({"sketch": sketch}), 1))], [])
+    shape = (len(hg.open_nodes(state.parameters)), 2, 4, 2)
+    honest = np.ones(shape)
+    huge = np.full(shape, 1e308)  # finite, so each passes a finiteness check; two of them sum to inf
+    results = [("0", FitRes(Parameters({"hist": honest}), 1)), ("1", FitRes(Parameters({"hist": huge}), 1)),
+               ("2", FitRes(Parameters({"hist": huge.copy()}), 1))]
+    with np.errstate(all="ignore"):
+        metrics = strategy.aggregate_fit(state, 2, results, [])
+    assert metrics["fit_failures"] == 2
+    assert all(np.isfinite(v).all() for _, v in state.parameters.items())

@@ -155,12 +155,19 @@ class XGBHistogram(TreeStrategy):
                 "fit_failures": float(len(bad))}
 
 
+MAX_SUM_VALUE = 1e100
+"""Largest magnitude of a sketch count or histogram entry from one client: far beyond any real data, and
+small enough that the sum over any number of clients, and its square in the gain, stays finite."""
+
+
 def _check_sum(params: Parameters, name: str, shape: tuple[int, ...]) -> None:
     if list(params) != [name] or params[name].shape != shape:
         raise ValidationError(f"expected one array {name!r} of shape {shape}, got {params!r}")
     arr = params[name]
     if not np.isfinite(arr).all():
         raise ValidationError(f"{name!r} holds NaN or infinite values")
+    if (np.abs(arr) > MAX_SUM_VALUE).any():  # finite, but clients' sums could overflow to inf (a NaN model)
+        raise ValidationError(f"{name!r} holds values beyond {MAX_SUM_VALUE:g}")
     counts = arr if name == "sketch" else arr[..., 1]  # counts and hessians are never negative
     if (counts < 0).any():
         raise ValidationError(f"{name!r} holds negative {'counts' if name == 'sketch' else 'hessians'}")
