@@ -258,3 +258,21 @@ def test_garbage_first_messages_on_several_streams_then_the_run_ends_and_writes_
         c.join(10)
     for channel in channels:
         channel.close()
+
+
+def test_a_result_of_an_unknown_kind_fails_its_task_with_a_reason_not_an_exception():
+    # proto3 keeps unknown enum numbers: Kind.Name(99) raised ValueError out of the header check, past the
+    # handlers of on_frame, and the stream died as a generic "stream error" instead of rejecting the task
+    from types import SimpleNamespace
+
+    from fedloom.net.server import _Pending, _Session
+
+    loop = SimpleNamespace(post=lambda fn, *args: True)
+    pool = SimpleNamespace(heartbeat_s=5.0, max_message_bytes=1 << 20, max_update_ratio=4.0, _loop=loop,
+                           _forget=lambda s: None)
+    session = _Session("1", pool)  # type: ignore[arg-type]
+    pending = _Pending("t", pb.FIT_INS, W.spec(), W.nbytes)
+    session.pending["t"] = pending
+    session.on_frame(pb.Frame(header=pb.Header(task_id="t", kind=99)))
+    assert pending.done.is_set() and "expected a FIT_RES, got 99" in (pending.failure or "")
+    assert not session.closed.is_set()  # the stream stays in sync and usable

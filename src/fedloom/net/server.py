@@ -229,7 +229,8 @@ class _Session:
             raise _Late(f"late or unknown result for task {header.task_id[:8]} discarded")
         want = pb.FIT_RES if pending.kind == pb.FIT_INS else pb.EVALUATE_RES
         if header.kind not in (want, pb.ERROR):
-            raise ValidationError(f"expected a {pb.Kind.Name(want)}, got {pb.Kind.Name(header.kind)}")
+            got = pb.Kind.Name(header.kind) if header.kind in pb.Kind.values() else str(header.kind)  # no ValueError
+            raise ValidationError(f"expected a {pb.Kind.Name(want)}, got {got}")
         check_result_size(header, model_bytes=pending.model_bytes, ratio=self.pool.max_update_ratio)
         if header.kind == pb.FIT_RES and pending.expected is not None:
             check_header_spec(header, pending.expected)
