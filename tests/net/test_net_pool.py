@@ -202,3 +202,26 @@ def test_available_waits_for_min_clients_then_fails_the_round(harness):
     h.start("1", AddOne())
     h.pool.wait_clients_s = 10
     assert h.pool.available() == ["0", "1"]
+
+
+def test_one_failing_credential_check_does_not_stop_the_fleets_heartbeats(harness):
+    # one task beats, checks silence and revocation for every session: an exception in it (here the tokens
+    # file unreadable once) ended that task for good, and a silent client was then never dropped
+    h = harness(min_clients=1, heartbeat_s=0.2, heartbeat_timeout_s=1.0)
+    real, calls = h.pool.authenticator.still_valid, []
+
+    def flaky(cid, serial):
+        calls.append(cid)
+        if len(calls) == 1:
+            raise PermissionError("tokens.json: permission denied")
+        return real(cid, serial)
+
+    h.pool.authenticator.still_valid = flaky
+    channel, call, q = _raw_session(h, "1")
+    assert h.pool.wait_for_clients(1, timeout=10)
+    deadline = time.monotonic() + 10
+    while h.pool.connected() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert calls and h.pool.connected() == []
+    q.put(None)
+    channel.close()

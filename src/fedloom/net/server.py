@@ -577,16 +577,22 @@ class GrpcPool:
                 if now < s.next_beat or s.closed.is_set():
                     continue
                 s.next_beat = now + self.heartbeat_s
-                if now - s.last_seen > self.heartbeat_timeout_s:
-                    log.warning("client %s: no heartbeat for %.0fs, dropping it", s.cid, self.heartbeat_timeout_s)
-                    s.close("stopped sending heartbeats")
-                elif not self.authenticator.still_valid(s.cid, s.serial):
-                    log.warning("client %s: its credentials were revoked, dropping it", s.cid)
-                    s.close("was revoked", (grpc.StatusCode.PERMISSION_DENIED,
-                                            f"the credentials of client {s.cid!r} were revoked (fedloom certs "
-                                            "revoke); ask the server's operator for new credentials"))
-                elif s.out.empty():
-                    s.out.put_nowait(_BEAT)
+                try:  # an error here must not end this task: it beats and watches the whole fleet
+                    self._tick_session(s, now)
+                except Exception as exc:
+                    self._log_once("tick", "client %s: heartbeat check failed: %s: %s", s.cid, type(exc).__name__, exc)
+
+    def _tick_session(self, s: _Session, now: float) -> None:
+        if now - s.last_seen > self.heartbeat_timeout_s:
+            log.warning("client %s: no heartbeat for %.0fs, dropping it", s.cid, self.heartbeat_timeout_s)
+            s.close("stopped sending heartbeats")
+        elif not self.authenticator.still_valid(s.cid, s.serial):
+            log.warning("client %s: its credentials were revoked, dropping it", s.cid)
+            s.close("was revoked", (grpc.StatusCode.PERMISSION_DENIED,
+                                    f"the credentials of client {s.cid!r} were revoked (fedloom certs "
+                                    "revoke); ask the server's operator for new credentials"))
+        elif s.out.empty():
+            s.out.put_nowait(_BEAT)
 
     def _log_once(self, key: str, message: str, *args: Any) -> None:
         """Log a warning once per ``key`` and minute (with the count of the ones left out)."""
