@@ -166,7 +166,7 @@ def _check_sum(params: Parameters, name: str, shape: tuple[int, ...]) -> None:
     arr = params[name]
     if not np.isfinite(arr).all():
         raise ValidationError(f"{name!r} holds NaN or infinite values")
-    if (np.abs(arr) > MAX_SUM_VALUE).any():  # finite, but clients' sums could overflow to inf (a NaN model)
+    if (np.abs(arr.astype(np.float64)) > MAX_SUM_VALUE).any():  # finite, but a sum could overflow to inf
         raise ValidationError(f"{name!r} holds values beyond {MAX_SUM_VALUE:g}")
     counts = arr if name == "sketch" else arr[..., 1]  # counts and hessians are never negative
     if (counts < 0).any():
