@@ -94,3 +94,13 @@ def test_stream_window_holds_two_frames():
         (name, window), = wire.stream_options(chunk)
         assert name == "grpc.http2.lookahead_bytes"
         assert window >= 2 * (chunk + (1 << 20))
+
+
+@pytest.mark.parametrize("shape", [[0, 2**62, 2**62], [0] * 70])
+def test_an_empty_array_numpy_cannot_allocate_is_refused_as_invalid(shape):
+    # zero bytes pass every size limit, but np.empty raised ValueError ("array is too big", "maximum supported
+    # dimension"): not a ValidationError, so the server dropped the stream instead of rejecting the message
+    header = pb.Header(task_id="t", kind=pb.FIT_RES)
+    header.groups.add(key="extra").arrays.add(name="x", dtype="f4", shape=shape)
+    with pytest.raises(ValidationError):
+        Assembler(max_bytes=1024).feed(pb.Frame(header=header))

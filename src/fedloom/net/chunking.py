@@ -246,5 +246,8 @@ def _layout(header: pb.Header) -> list[tuple[str, str, np.dtype, tuple[int, ...]
             if any(d < 0 for d in shape):
                 raise ValidationError(f"array {meta.name!r}: negative dimension in shape {shape}")
             dtype = np.dtype("<" + meta.dtype)
+            if len(shape) > 32 or math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max:
+                # even when empty: np.empty raises ValueError, which is not a rejection the server handles
+                raise ValidationError(f"array {meta.name!r}: a shape of {len(shape)} dimensions numpy cannot hold")
             out.append((group.key, meta.name, dtype, shape, math.prod(shape) * dtype.itemsize))
     return out
