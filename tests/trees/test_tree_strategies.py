@@ -97,7 +97,9 @@ def test_bagging_grows_one_tree_per_class_on_multiclass_data() -> None:
 
 def _tiny_booster() -> dict:
     tree = {"left_children": [1, -1, -1], "right_children": [2, -1, -1], "split_indices": [0, 0, 0],
-            "split_conditions": [0.5, 0.1, 0.2], "base_weights": [0.0, 0.1, 0.2], "default_left": [0, 0, 0], "id": 0}
+            "split_conditions": [0.5, 0.1, 0.2], "base_weights": [0.0, 0.1, 0.2], "default_left": [0, 0, 0], "id": 0,
+            "parents": [2147483647, 0, 0], "loss_changes": [1.0, 0.0, 0.0], "sum_hessian": [2.0, 1.0, 1.0],
+            "split_type": [0, 0, 0], "tree_param": {"num_nodes": "3"}}
     model = {"trees": [tree], "tree_info": [0], "iteration_indptr": [0, 1], "gbtree_model_param": {"num_trees": "1"}}
     return {"learner": {"objective": {"name": "binary:logistic"}, "learner_model_param": {"num_feature": "3"},
                         "gradient_booster": {"model": model}}}
@@ -125,6 +127,7 @@ def test_a_booster_that_breaks_the_json_parser_or_float_is_refused_not_raised(ra
 ])
 def test_a_booster_the_merge_cannot_use_is_refused_before_it(mutate) -> None:  # type: ignore[no-untyped-def]
     model = _tiny_booster()
+    bst.append_trees(None, bst.check_booster_json(bst.to_array(model), num_features=3, objective="binary:logistic"))
     mutate(model)
     with pytest.raises(ValidationError):
         parsed = bst.check_booster_json(bst.to_array(model), num_features=3, objective="binary:logistic")
@@ -151,3 +154,23 @@ def test_finite_histograms_whose_sum_overflows_cannot_make_the_model_nan() -> No
         metrics = strategy.aggregate_fit(state, 2, results, [])
     assert metrics["fit_failures"] == 2
     assert all(np.isfinite(v).all() for _, v in state.parameters.items())
+
+
+def _first_tree(m: dict) -> dict:
+    return _model_of(m)["trees"][0]
+
+
+@pytest.mark.parametrize("mutate", [
+    # a binary model has one output group: XGBoost loaded tree_info 5, predicted, then corrupted its heap (abort)
+    lambda m: _model_of(m).__setitem__("tree_info", [5] * len(_model_of(m)["tree_info"])),
+    # XGBoost refuses these at load time (XGBoostError): merged into the global booster, they broke every later load
+    lambda m: _first_tree(m).__setitem__("parents", []),
+    lambda m: _first_tree(m)["tree_param"].__setitem__("num_nodes", "100000"),
+    lambda m: _first_tree(m).__setitem__("split_type", [1] * len(_first_tree(m)["split_type"])),  # categorical
+])
+def test_a_booster_xgboost_cannot_load_safely_is_refused(mutate) -> None:  # type: ignore[no-untyped-def]
+    _, raw = _client_trees()
+    model = json.loads(raw.tobytes())
+    mutate(model)
+    with pytest.raises(ValidationError):
+        bst.check_booster_json(bst.to_array(model), num_features=30, objective="binary:logistic")

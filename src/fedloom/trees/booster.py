@@ -27,7 +27,8 @@ MAX_BOOSTER_BYTES = 256 * 2**20
 """A booster larger than this is refused (256 MiB)."""
 
 _TREE_ARRAYS = ("left_children", "right_children", "split_indices", "split_conditions", "base_weights",
-                "default_left")
+                "default_left", "parents", "loss_changes", "sum_hessian", "split_type")
+"""Per-node arrays: XGBoost refuses a tree whose arrays are not all ``num_nodes`` long."""
 
 
 def xgboost_module() -> Any:
@@ -63,12 +64,16 @@ def xgb_params(*, objective: str, num_classes: int, eta: float, max_depth: int, 
     return params
 
 
-def check_booster_json(raw: np.ndarray | bytes, *, num_features: int, objective: str) -> dict[str, Any]:
+def check_booster_json(raw: np.ndarray | bytes, *, num_features: int, objective: str,
+                       num_classes: int | None = None) -> dict[str, Any]:
     """Parse and check a booster's JSON from a peer; return it.
 
     Checks: size, UTF-8 JSON object, the objective and feature count of the model spec, and for every
     tree: equal-length node arrays, child indices inside the tree (and no node its own child), split
-    features below ``num_features``, finite split conditions and weights.
+    features below ``num_features``, finite split conditions and weights, numerical splits only, and
+    every tree's output group (``tree_info``) below the model's (one, or ``num_class`` for
+    ``multi:softprob``, which must equal ``num_classes`` when given): XGBoost itself loads an
+    out-of-range group and then corrupts its memory.
 
     Raises:
         ValidationError: naming what is wrong.
@@ -81,6 +86,7 @@ def check_booster_json(raw: np.ndarray | bytes, *, num_features: int, objective:
         learner = model["learner"]
         objective_got = learner["objective"]["name"]
         features = int(learner["learner_model_param"]["num_feature"])
+        num_class = int(learner["learner_model_param"].get("num_class", 0))
         trees = learner["gradient_booster"]["model"]["trees"]
         info = learner["gradient_booster"]["model"]["tree_info"]
         indptr = learner["gradient_booster"]["model"].get("iteration_indptr")
@@ -94,8 +100,11 @@ def check_booster_json(raw: np.ndarray | bytes, *, num_features: int, objective:
         raise ValidationError(f"booster has {features} features, the model spec {num_features}")
     if not isinstance(trees, list) or not isinstance(info, list) or len(trees) != len(info):
         raise ValidationError("booster trees and tree_info disagree")
-    if not isinstance(tree_param, dict) or not all(type(k) is int and k >= 0 for k in info):
-        raise ValidationError("booster gbtree_model_param or tree_info is malformed")
+    if objective == "multi:softprob" and num_classes is not None and num_class != num_classes:
+        raise ValidationError(f"booster has {num_class} classes, the model spec {num_classes}")
+    groups = max(1, num_class) if objective == "multi:softprob" else 1
+    if not isinstance(tree_param, dict) or not all(type(k) is int and 0 <= k < groups for k in info):
+        raise ValidationError(f"booster gbtree_model_param or tree_info is malformed (output groups: {groups})")
     if indptr is not None and not (isinstance(indptr, list) and indptr and indptr[0] == 0
                                    and all(type(i) is int for i in indptr) and indptr[-1] == len(trees)
                                    and all(a <= b for a, b in zip(indptr[:-1], indptr[1:], strict=True))):
@@ -112,6 +121,11 @@ def _check_tree(tree: Any, index: int, num_features: int) -> None:
     n = len(tree["left_children"])
     if n == 0 or any(len(tree[k]) != n for k in _TREE_ARRAYS):
         raise ValidationError(f"{where}: node arrays of different lengths")
+    param = tree.get("tree_param")
+    if not isinstance(param, dict) or param.get("num_nodes") != str(n):
+        raise ValidationError(f"{where}: tree_param.num_nodes is not the {n} nodes of its arrays")
+    if any(t != 0 for t in tree["split_type"]):
+        raise ValidationError(f"{where}: categorical splits are not used here")
     for key in ("left_children", "right_children"):
         for node, child in enumerate(tree[key]):
             if type(child) is not int or not (child == -1 or node < child < n):

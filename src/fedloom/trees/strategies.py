@@ -98,7 +98,7 @@ class XGBBagging(TreeStrategy):
         if list(params) != [bst.BOOSTER] or params[bst.BOOSTER].dtype != np.uint8 or params[bst.BOOSTER].ndim != 1:
             raise ValidationError(f"expected one uint8 array {bst.BOOSTER!r}, got {params!r}")
         model = bst.check_booster_json(params[bst.BOOSTER], num_features=self.spec.num_features,
-                                       objective=self.spec.objective)
+                                       objective=self.spec.objective, num_classes=self.spec.num_classes)
         per_round = 1 if self.spec.objective != "multi:softprob" else self.spec.num_classes
         if bst.num_trees(model) != self.spec.local_rounds * per_round:
             want = self.spec.local_rounds * per_round
@@ -109,8 +109,8 @@ class XGBBagging(TreeStrategy):
                       failures: Sequence[Failure]) -> Metrics:
         good, bad = self._usable(rnd, results, failures, self._check)
         raw = state.parameters[bst.BOOSTER]
-        merged = bst.check_booster_json(raw, num_features=self.spec.num_features,
-                                        objective=self.spec.objective) if raw.size else None
+        merged = bst.check_booster_json(raw, num_features=self.spec.num_features, objective=self.spec.objective,
+                                        num_classes=self.spec.num_classes) if raw.size else None
         scale = 1.0 / len(good)
         for _, res in sorted(good, key=lambda item: item[0]):  # a fixed order: the same model on every backend
             merged = bst.append_trees(merged, self._check(res.parameters), scale=scale)
