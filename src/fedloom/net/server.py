@@ -529,10 +529,10 @@ class GrpcPool:
 
     def close(self, reason: str = "training finished", *, timeout_s: float = 10.0) -> None:
         """Tell every client ``reason`` (they exit) and stop serving, within about ``timeout_s`` seconds."""
-        if self._closed:
-            return
-        self._closed = True
-        with self._cond:
+        with self._cond:  # check-and-set under the lock: two threads closing at once close once
+            if self._closed:
+                return
+            self._closed = True
             sessions = list(self._sessions.values())
         bye = [pb.ServerMessage(bye=pb.Bye(reason=reason))]
         for s in sessions:
